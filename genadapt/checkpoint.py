@@ -1,0 +1,122 @@
+"""The checkpoint of the test-time network F+C: one self-describing, versioned file.
+
+The file is a `torch.save` zip holding only tensors and plain Python values, so it is loaded with
+`weights_only=True`: the service may be pointed at any file, and loading never runs code from it.
+G, D and optimizer states live in the trainer's separate resume file, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genadapt.errors import GenadaptError
+from genadapt.fileio import atomic_write, load_weights_only
+from genadapt.imaging import Normalization
+from genadapt.labels import LabelSpace
+from genadapt.model import FCN8s, ModelConfig, build_model, check_input_size
+
+log = logging.getLogger(__name__)
+
+FORMAT = "genadapt-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(GenadaptError):
+    """The file is not a genadapt checkpoint, is of another version, or does not match its net."""
+
+
+@dataclass
+class Checkpoint:
+    """F+C weights and everything needed to rebuild and run them."""
+
+    model_config: ModelConfig
+    label_space: LabelSpace
+    input_size: tuple[int, int]  # (W, H) the network runs at, e.g. (1024, 512)
+    state_dict: dict[str, torch.Tensor]
+    normalization: Normalization = field(default_factory=Normalization)
+    train_config: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.label_space.num_classes != self.model_config.num_classes:
+            raise CheckpointError(
+                f"label space {self.label_space.name!r} has {self.label_space.num_classes} "
+                f"classes but the model predicts {self.model_config.num_classes}"
+            )
+        check_input_size(self.input_size[1], self.input_size[0], self.model_config.padding)
+
+    @classmethod
+    def from_model(
+        cls, model: FCN8s, label_space: LabelSpace, input_size: tuple[int, int], **kw: Any
+    ) -> Checkpoint:
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        return cls(model.config, label_space, tuple(input_size), state, **kw)
+
+    def build_model(self) -> FCN8s:
+        """Rebuild F+C with these weights, in eval mode on the CPU."""
+        model = build_model(self.model_config)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            raise CheckpointError(f"weights do not match the stored model config: {exc}") from None
+        return model.eval()
+
+    def to_payload(self) -> dict[str, Any]:
+        meta = {
+            "model": self.model_config.to_dict(),
+            "label_space": self.label_space.to_dict(),
+            "input_size": list(self.input_size),
+            "normalization": self.normalization.to_dict(),
+            "train_config": self.train_config,
+            "step": int(self.step),
+            "metrics": self.metrics,
+        }
+        try:
+            # Plain JSON values only, so that weights_only loading can read every field back.
+            meta = json.loads(json.dumps(meta))
+        except TypeError as exc:
+            raise CheckpointError(f"checkpoint metadata must be plain JSON values: {exc}") from None
+        return {"format": FORMAT, "version": VERSION, **meta, "state_dict": self.state_dict}
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
+    """Write atomically: a crash mid-write leaves the previous file intact."""
+    payload = checkpoint.to_payload()
+    written = atomic_write(path, lambda f: torch.save(payload, f))
+    log.info("saved checkpoint (step %d) to %s", checkpoint.step, written)
+    return written
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint without executing anything from the file; clear errors otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    payload = load_weights_only(path, CheckpointError)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a genadapt checkpoint (no '{FORMAT}' format marker)")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} is a version {payload.get('version')} checkpoint; this genadapt reads "
+            f"version {VERSION}"
+        )
+    try:
+        return Checkpoint(
+            model_config=ModelConfig.from_dict(payload["model"]),
+            label_space=LabelSpace.from_dict(payload["label_space"]),
+            input_size=(int(payload["input_size"][0]), int(payload["input_size"][1])),
+            state_dict=payload["state_dict"],
+            normalization=Normalization.from_dict(payload["normalization"]),
+            train_config=payload.get("train_config", {}),
+            step=int(payload.get("step", 0)),
+            metrics=payload.get("metrics", {}),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CheckpointError(f"{path}: malformed checkpoint metadata ({exc!r})") from None

@@ -1,0 +1,144 @@
+"""`genadapt-predict CHECKPOINT INPUT... --out DIR`: segment image files and folders.
+
+For each image it writes `<name>_labels.png` (uint8 train ids), `<name>_color.png` and
+`<name>_overlay.jpg` at 2× the network size (2048×1024 for 1024×512). A file that cannot be read
+is reported and skipped; the others are still processed and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from genadapt.cli import run_cli, setup_logging
+from genadapt.errors import GenadaptError
+from genadapt.fileio import atomic_write_bytes
+from genadapt.imaging import (
+    DEFAULT_MAX_PIXELS,
+    UPSAMPLE_MODES,
+    ImageDecodeError,
+    colorize,
+    encode_jpeg,
+    encode_png,
+    overlay,
+    read_image,
+)
+from genadapt.segmenter import Segmenter
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    stem: Path  # output path without the suffix, relative to --out
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genadapt-predict",
+        description="Segment images with a genadapt checkpoint (F+C).",
+    )
+    parser.add_argument("checkpoint", type=Path, help="checkpoint.pt written by genadapt")
+    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders (recursive)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--upsample", choices=UPSAMPLE_MODES, default="bilinear")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def collect_jobs(inputs: list[Path]) -> list[Job]:
+    """Files as given (output named by stem) and images in folders (output mirrors the tree)."""
+    jobs: list[Job] = []
+    for item in inputs:
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            jobs += [Job(p, p.relative_to(item).with_suffix("")) for p in files if p.is_file()]
+        elif item.exists():
+            jobs.append(Job(item, Path(item.stem)))
+        else:
+            raise GenadaptError(f"input not found: {item}")
+    return _deduplicate(jobs)
+
+
+def _deduplicate(jobs: list[Job]) -> list[Job]:
+    # Two inputs with the same name would overwrite each other's outputs: number the later ones.
+    seen: set[Path] = set()
+    unique = []
+    for job in jobs:
+        stem, n = job.stem, 1
+        while stem in seen:
+            stem, n = job.stem.with_name(f"{job.stem.name}_{n}"), n + 1
+        if stem != job.stem:
+            log.warning("%s: output renamed to %s to avoid a name clash", job.source, stem)
+        seen.add(stem)
+        unique.append(Job(job.source, stem))
+    return unique
+
+
+def write_outputs(
+    out_dir: Path, stem: Path, rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray
+) -> None:
+    base = out_dir / stem
+    atomic_write_bytes(f"{base}_labels.png", encode_png(labels))
+    atomic_write_bytes(f"{base}_color.png", encode_png(colorize(labels, palette)))
+    atomic_write_bytes(f"{base}_overlay.jpg", encode_jpeg(overlay(rgb, labels, palette)))
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise GenadaptError("--batch-size must be at least 1")
+    jobs = collect_jobs(args.inputs)
+    if not jobs:
+        raise GenadaptError("no images found in the given inputs")
+    segmenter = Segmenter.from_path(args.checkpoint, device=args.device, upsample=args.upsample)
+    palette = segmenter.label_space.palette_array()
+    # JPEG can decode at reduced scale; never below the overlay's output size.
+    draft = segmenter.output_size
+    failures: dict[str, str] = {}
+    progress = tqdm(total=len(jobs), unit="img", desc="segment")
+    for start in range(0, len(jobs), args.batch_size):
+        batch, images = [], []
+        for job in jobs[start : start + args.batch_size]:
+            try:
+                images.append(read_image(job.source, args.max_pixels, draft_size=draft))
+                batch.append(job)
+            except (ImageDecodeError, OSError) as exc:
+                failures[str(job.source)] = str(exc)
+                log.error("%s: skipped: %s", job.source, exc)
+                progress.update(1)
+        if not batch:
+            continue
+        for job, rgb, labels in zip(batch, images, segmenter.segment(images), strict=True):
+            write_outputs(args.out, job.stem, rgb, labels, palette)
+            progress.update(1)
+    progress.close()
+    summary = {"processed": len(jobs) - len(failures), "failed": failures}
+    atomic_write_bytes(args.out / "predict_summary.json", json.dumps(summary, indent=2).encode())
+    log.info("wrote %d of %d images to %s", summary["processed"], len(jobs), args.out)
+    if failures:
+        log.error("%d file(s) failed: %s", len(failures), ", ".join(failures))
+        return 1
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    return run_cli("genadapt-predict", lambda: main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

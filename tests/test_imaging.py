@@ -1,0 +1,180 @@
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genadapt.imaging import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    Normalization,
+    UnsupportedImageError,
+    colorize,
+    decode_image,
+    encode_png,
+    logits_to_labels,
+    overlay,
+    to_input_tensor,
+)
+from genadapt.labels import CITYSCAPES19
+
+
+def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def gradient(w: int = 40, h: int = 30) -> np.ndarray:
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :, None]
+    y = np.linspace(0, 255, h, dtype=np.float32)[:, None, None]
+    return np.concatenate([x + 0 * y, y + 0 * x, (x + y) / 2], axis=2).astype(np.uint8)
+
+
+RGB = gradient()
+
+
+def samples() -> dict[str, tuple[bytes, np.ndarray | None]]:
+    """name → (encoded file, expected RGB or None where lossy)."""
+    rgb = Image.fromarray(RGB)
+    gray = rgb.convert("L")
+    gray_rgb = np.repeat(np.asarray(gray)[:, :, None], 3, axis=2)
+    palette = rgb.quantize(colors=16)
+    rgba = np.concatenate([RGB, np.full((*RGB.shape[:2], 1), 255, np.uint8)], axis=2)
+    binary = gray.point(lambda v: 255 * (v > 127))
+    gray16 = Image.fromarray(np.asarray(gray).astype(np.uint16) * 257)
+    return {
+        "png_rgb": (encode(rgb, "PNG"), RGB),
+        "png_gray": (encode(gray, "PNG"), gray_rgb),
+        "png_palette": (encode(palette, "PNG"), np.asarray(palette.convert("RGB"))),
+        "png_rgba": (encode(Image.fromarray(rgba), "PNG"), RGB),
+        "png_la": (encode(gray.convert("LA"), "PNG"), gray_rgb),
+        "png_16bit": (encode(gray16, "PNG"), gray_rgb),
+        "png_1bit": (
+            encode(binary.convert("1"), "PNG"),
+            np.repeat(np.asarray(binary)[..., None], 3, 2),
+        ),
+        "bmp": (encode(rgb, "BMP"), RGB),
+        "tiff": (encode(rgb, "TIFF"), RGB),
+        "tiff_16bit": (encode(gray16, "TIFF"), gray_rgb),
+        "tiff_float": (
+            encode(Image.fromarray(np.asarray(gray, np.float32) / 255), "TIFF"),
+            gray_rgb,
+        ),
+        "webp_lossless": (encode(rgb, "WEBP", lossless=True), RGB),
+        "webp": (encode(rgb, "WEBP", quality=90), None),
+        "jpeg": (encode(rgb, "JPEG", quality=95), None),
+        "jpeg_gray": (encode(gray, "JPEG", quality=95), None),
+        "jpeg_cmyk": (encode(rgb.convert("CMYK"), "JPEG", quality=95), None),
+        "gif": (encode(palette, "GIF"), np.asarray(palette.convert("RGB"))),
+    }
+
+
+@pytest.mark.parametrize("name", list(samples()))
+def test_decode_every_mode_to_rgb(name):
+    data, expected = samples()[name]
+    out = decode_image(data)
+    assert out.dtype == np.uint8 and out.shape == (30, 40, 3)
+    if expected is not None:
+        np.testing.assert_allclose(out.astype(int), expected.astype(int), atol=1)
+    else:  # lossy: close to the source on average
+        reference = expected if expected is not None else RGB
+        if name == "jpeg_gray":
+            reference = np.repeat(RGB.mean(axis=2, keepdims=True), 3, axis=2)
+        assert np.abs(out.astype(float) - reference).mean() < 40
+
+
+def test_exif_rotation_is_applied():
+    img = Image.fromarray(RGB)  # 40 wide, 30 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: display needs a 90° clockwise turn
+    out = decode_image(encode(img, "JPEG", exif=exif.tobytes(), quality=95))
+    assert out.shape == (40, 30, 3)
+    # After the turn, the left column of the stored image is the top row.
+    assert np.abs(out[0, :, 1].astype(int) - RGB[::-1, 0, 1]).mean() < 10
+
+
+def test_transparent_pixels_become_black():
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., :3] = 200  # a hidden colour under alpha 0
+    out = decode_image(encode(Image.fromarray(rgba), "PNG"))
+    assert out.max() == 0
+
+
+def test_truncated_and_bad_files_raise_clear_errors():
+    data = encode(Image.fromarray(gradient(400, 300)), "JPEG", quality=95)
+    with pytest.raises(ImageDecodeError, match="truncated"):
+        decode_image(data[: len(data) // 2])
+    with pytest.raises(ImageDecodeError, match="zero bytes"):
+        decode_image(b"")
+    with pytest.raises(UnsupportedImageError, match="not a supported image"):
+        decode_image(b"hello, this is text")
+    with pytest.raises(UnsupportedImageError):
+        decode_image(encode(Image.fromarray(RGB), "PDF"))
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width×height pixels: a decompression bomb's calling card."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_decompression_bombs_are_refused_before_decoding():
+    with pytest.raises(ImageTooLargeError, match="more than the allowed"):
+        decode_image(_png_claiming(15_000, 10_000))  # 150 MP, under Pillow's own hard limit
+    with pytest.raises(ImageTooLargeError):
+        decode_image(_png_claiming(60_000, 60_000))  # Pillow's DecompressionBombError
+    with pytest.raises(ImageTooLargeError):
+        decode_image(encode(Image.fromarray(RGB), "PNG"), max_pixels=100)
+
+
+def test_jpeg_draft_decodes_at_reduced_scale_not_below_request():
+    data = encode(Image.fromarray(gradient(800, 400)), "JPEG")
+    out = decode_image(data, draft_size=(200, 100))
+    assert out.shape == (100, 200, 3)
+    assert decode_image(data, draft_size=(300, 150)).shape == (200, 400, 3)
+
+
+def test_input_tensor_is_resized_and_normalized():
+    img = np.full((30, 50, 3), 255, np.uint8)
+    x = to_input_tensor([img, img], (64, 32))
+    assert x.shape == (2, 3, 32, 64) and x.dtype == torch.float32
+    norm = Normalization()
+    expected = [(1 - m) / s for m, s in zip(norm.mean, norm.std, strict=True)]
+    torch.testing.assert_close(x[0, :, 5, 5], torch.tensor(expected))
+
+
+def test_labels_upsampled_to_output_size():
+    logits = torch.zeros(1, 3, 4, 8)
+    logits[0, 2, :, :4] = 1.0  # class 2 on the left half, class 0 elsewhere
+    for mode in ("bilinear", "nearest"):
+        labels = logits_to_labels(logits, (16, 8), mode)
+        assert labels.shape == (1, 8, 16) and labels.dtype == torch.uint8
+        assert (labels[0, :, :7] == 2).all() and (labels[0, :, 9:] == 0).all()
+    nearest = logits_to_labels(logits, (16, 8), "nearest")[0]
+    torch.testing.assert_close(
+        nearest, logits.argmax(1)[0].to(torch.uint8).repeat_interleave(2, 0).repeat_interleave(2, 1)
+    )
+    with pytest.raises(ValueError):
+        logits_to_labels(logits, (16, 8), "cubic")
+
+
+def test_colorize_overlay_and_png():
+    palette = CITYSCAPES19.palette_array()
+    labels = np.array([[0, 13], [255, 10]], np.uint8)
+    color = colorize(labels, palette)
+    assert tuple(color[0, 1]) == (0, 0, 142) and tuple(color[1, 0]) == (0, 0, 0)
+    blended = overlay(np.full((1, 1, 3), 100, np.uint8), labels, palette, alpha=0.5)
+    assert blended.shape == (2, 2, 3) and tuple(blended[0, 0]) == (114, 82, 114)
+    decoded = np.asarray(Image.open(io.BytesIO(encode_png(labels))))
+    np.testing.assert_array_equal(decoded, labels)
