@@ -1,0 +1,54 @@
+"""`genadapt-data`: dataset tools.
+
+genadapt-data check KIND ROOT [--split SPLIT] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from genadapt.cli import run_cli, setup_logging
+from genadapt.data_check import check_dataset
+from genadapt.datasets import DATASET_KINDS, get_dataset_kind
+from genadapt.fileio import atomic_write_bytes
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genadapt-data", description="Dataset tools.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser(
+        "check",
+        help="count images and labels, find missing pairs, size mismatches, unreadable files "
+        "and invalid label values",
+    )
+    check.add_argument("kind", choices=sorted(DATASET_KINDS))
+    check.add_argument("root", type=Path)
+    check.add_argument("--split", default=None, help="cityscapes: train/val, camvid: train/test")
+    check.add_argument("--workers", type=int, default=4)
+    check.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    return parser
+
+
+def main_check(args: argparse.Namespace) -> int:
+    report = check_dataset(get_dataset_kind(args.kind), args.root, args.split, args.workers)
+    print(report.to_text())
+    if args.json:
+        payload = {**dataclasses.asdict(report), "defects": report.defects}
+        atomic_write_bytes(args.json, json.dumps(payload, indent=2).encode())
+    return 0 if report.defects == 0 else 1
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    commands = {"check": main_check}
+    return run_cli(f"genadapt-data {args.command}", lambda: commands[args.command](args))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

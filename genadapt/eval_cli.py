@@ -1,0 +1,140 @@
+"""`genadapt-eval`: mIoU with the paper's protocol, and `genadapt-eval retrieval` (Sec. 5.4).
+
+genadapt-eval MODEL --dataset cityscapes --root DATA/cityscapes [--split val] [--out DIR]
+genadapt-eval retrieval CKPT [CKPT ...] --source gta5 DATA/gta5 --target cityscapes DATA/cs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from genadapt.checkpoint import Checkpoint, load_checkpoint
+from genadapt.cli import run_cli, setup_logging
+from genadapt.datasets import DATASET_KINDS, SegmentationDataset
+from genadapt.evaluate import evaluate, markdown_table, write_report
+from genadapt.fileio import atomic_write_bytes
+from genadapt.imaging import UPSAMPLE_MODES
+from genadapt.model import FCN8s
+from genadapt.retrieval import embed_images, plot_retrieval, retrieval_scores, split_pool_queries
+from genadapt.segmenter import Segmenter
+
+log = logging.getLogger(__name__)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genadapt-eval",
+        description="Per-class IoU and mIoU of a model on a dataset (one confusion matrix, "
+        "prediction at network size upsampled to the label resolution). "
+        "See also: genadapt-eval retrieval --help",
+    )
+    parser.add_argument("model", type=Path, help="checkpoint.pt")
+    parser.add_argument("--dataset", required=True, choices=sorted(DATASET_KINDS))
+    parser.add_argument("--root", required=True, type=Path, help="the dataset folder")
+    parser.add_argument("--split", default=None, help="split (cityscapes: val, camvid: test)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for JSON and Markdown")
+    parser.add_argument("--name", default=None, help="report name (default DATASET_SPLIT)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="parallel data loading processes")
+    parser.add_argument("--upsample", choices=UPSAMPLE_MODES, default="bilinear")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def get_retrieval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genadapt-eval retrieval",
+        description="Cross-domain retrieval with pooled fc7 embeddings (paper Sec. 5.4, Fig. 4).",
+    )
+    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("--source", nargs=2, metavar=("KIND", "ROOT"), required=True)
+    parser.add_argument("--target", nargs=2, metavar=("KIND", "ROOT"), required=True)
+    parser.add_argument("--source-split", default=None)
+    parser.add_argument("--target-split", default="train")
+    parser.add_argument("--pool", type=int, default=50, help="pool images per domain")
+    parser.add_argument("--queries", type=int, default=25, help="query images per domain")
+    parser.add_argument("--k", type=int, nargs="+", default=[1, 5, 10, 20, 40])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    segmenter = Segmenter.from_path(args.model, device=args.device, upsample=args.upsample)
+    dataset = SegmentationDataset(
+        args.dataset, args.root, args.split, label_space=segmenter.label_space
+    )
+    result = evaluate(segmenter, dataset, args.batch_size, args.workers, args.limit).to_dict()
+    name = args.name or f"{args.dataset}_{args.split or dataset.kind.default_split}"
+    out_dir = args.out or args.model.parent / "eval"
+    json_path, _ = write_report(out_dir, name, result)
+    print(markdown_table({name: result}), end="")
+    log.info("%s; reports in %s", result["convention"], json_path.parent)
+    return 0
+
+
+def _domain_embeddings(
+    checkpoint: Checkpoint, model: FCN8s, kind: str, root: str, split: str | None, args
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pool, queries) embeddings of one domain; the two index sets are disjoint."""
+    data = SegmentationDataset(kind, root, split, checkpoint.label_space, with_labels=False)
+    pool, queries = split_pool_queries(len(data), args.pool, args.queries, args.seed)
+    size, norm = checkpoint.input_size, checkpoint.normalization
+    return embed_images(model, data, pool, size, norm), embed_images(
+        model, data, queries, size, norm
+    )
+
+
+def main_retrieval(args: argparse.Namespace) -> int:
+    results: dict[str, dict] = {}
+    for path in args.checkpoints:
+        checkpoint = load_checkpoint(path)
+        model = checkpoint.build_model().to(args.device)
+        src_pool, src_q = _domain_embeddings(
+            checkpoint, model, *args.source, args.source_split, args
+        )
+        tgt_pool, tgt_q = _domain_embeddings(
+            checkpoint, model, *args.target, args.target_split, args
+        )
+        name = _unique_name(path, results)
+        results[name] = retrieval_scores(src_q, tgt_q, src_pool, tgt_pool, args.k)
+        log.info("%s: A_k %s, B_k %s", name, results[name]["A_k"], results[name]["B_k"])
+    out = atomic_write_bytes(args.out / "retrieval.json", json.dumps(results, indent=2).encode())
+    plot_retrieval(results, str(args.out / "retrieval.png"))
+    for name, r in results.items():
+        rows = zip(r["k"], r["A_k"], r["B_k"], strict=True)
+        cells = [f"k={k}: |A|={a:.2f} |B|={b:.2f}" for k, a, b in rows]
+        print(f"{name}: {', '.join(cells)}; mAP src→tgt {r['map_source_to_target']:.3f}")
+    log.info("wrote %s and retrieval.png", out)
+    return 0
+
+
+def _unique_name(path: Path, taken: dict) -> str:
+    # Run folders hold checkpoint.pt: name a model by its folder when the file name says nothing.
+    name = path.parent.name if path.stem in ("checkpoint", "model", "last") else path.stem
+    return name if name not in taken else f"{name}_{len(taken)}"
+
+
+def cli(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "retrieval":
+        args = get_retrieval_parser().parse_args(argv[1:])
+        setup_logging(args.verbose)
+        return run_cli("genadapt-eval retrieval", lambda: main_retrieval(args))
+    args = get_args_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    return run_cli("genadapt-eval", lambda: main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

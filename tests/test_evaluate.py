@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genadapt.checkpoint import Checkpoint, save_checkpoint
+from genadapt.datasets import SegmentationDataset
+from genadapt.eval_cli import cli
+from genadapt.evaluate import evaluate, reported_subsets
+from genadapt.labels import CAMVID10, CITYSCAPES19, SYNTHIA13, SYNTHIA16
+from genadapt.model import build_model
+from genadapt.segmenter import Segmenter
+
+from conftest import TINY, make_checkpoint
+from fake_datasets import write_camvid, write_cityscapes
+
+CAR = CITYSCAPES19.names.index("car")
+
+
+def test_protocol_upsamples_to_full_resolution_2048x1024(tmp_path):
+    # A 1024x512 network scored against 2048x1024 Cityscapes labels: the prediction must be
+    # upsampled x2 to exactly the label size, so every labelled pixel is counted once.
+    expected = write_cityscapes(tmp_path, cities=("bonn",), n=1, size=(2048, 1024))
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    with torch.no_grad():
+        model.score_fr.bias[CAR] = 5.0
+    segmenter = Segmenter(Checkpoint.from_model(model, CITYSCAPES19, (1024, 512)))
+    assert segmenter.output_size == (2048, 1024)
+    result = evaluate(segmenter, SegmentationDataset("cityscapes", tmp_path), num_workers=0)
+    train = next(iter(expected.values()))
+    labelled = train != 255
+    assert result.matrix.mat.sum() == labelled.sum()
+    # Everything predicted as car: IoU(car) = car pixels / all labelled pixels; 0 elsewhere.
+    iou = result.matrix.iou()
+    assert iou[CAR] == pytest.approx((train == CAR).sum() / labelled.sum())
+    assert np.nansum(np.delete(iou, CAR)) == 0
+
+
+def test_reported_subsets():
+    assert reported_subsets(CITYSCAPES19, CITYSCAPES19) == [CITYSCAPES19, SYNTHIA16, SYNTHIA13]
+    assert reported_subsets(SYNTHIA16, CITYSCAPES19) == [SYNTHIA16, SYNTHIA13]
+    assert reported_subsets(CITYSCAPES19, CAMVID10) == [CAMVID10]
+
+
+def test_eval_cli_writes_json_and_markdown(tmp_path, checkpoint_path, capsys):
+    write_cityscapes(tmp_path / "cs", n=2)
+    out = tmp_path / "reports"
+    status = cli([str(checkpoint_path), "--dataset", "cityscapes", "--root", str(tmp_path / "cs"),
+                  "--out", str(out), "--workers", "0"])  # fmt: skip
+    assert status == 0
+    report = json.loads((out / "cityscapes_val.json").read_text())
+    assert report["images"] == 4
+    assert set(report["miou"]) == {"cityscapes19", "synthia16", "synthia13"}
+    assert report["per_class_iou"]["car"] > 0 and report["per_class_iou"]["road"] == 0
+    assert "| **mIoU cityscapes19** |" in (out / "cityscapes_val.md").read_text()
+    assert "| car |" in capsys.readouterr().out
+
+
+def test_eval_on_camvid_reports_the_common_classes(tmp_path, checkpoint_path):
+    write_camvid(tmp_path / "camvid")
+    out = tmp_path / "reports"
+    cli([str(checkpoint_path), "--dataset", "camvid", "--root", str(tmp_path / "camvid"),
+         "--out", str(out), "--workers", "0"])  # fmt: skip
+    report = json.loads((out / "camvid_test.json").read_text())
+    assert list(report["miou"]) == ["camvid10"]
+
+
+def test_eval_cli_errors_are_one_line(tmp_path, checkpoint_path, capsys):
+    status = cli([str(checkpoint_path), "--dataset", "gta5", "--root", str(tmp_path / "none")])
+    assert status == 2
+    assert "genadapt-eval: error: gta5 folder not found" in capsys.readouterr().err
+
+
+def test_eval_with_workers_matches_in_process(tmp_path):
+    write_cityscapes(tmp_path, n=3, size=(128, 64))
+    segmenter = Segmenter(make_checkpoint(seed=5))
+    a = evaluate(segmenter, SegmentationDataset("cityscapes", tmp_path), num_workers=0)
+    b = evaluate(segmenter, SegmentationDataset("cityscapes", tmp_path), num_workers=2)
+    assert torch.equal(a.matrix.mat, b.matrix.mat)
+
+
+def test_retrieval_cli(tmp_path):
+    from fake_datasets import write_gta5
+
+    write_gta5(tmp_path / "gta5", n=6)
+    write_cityscapes(tmp_path / "cs", split="train", n=3, labels=False)
+    ckpt = save_checkpoint(make_checkpoint(seed=1), tmp_path / "run_a" / "checkpoint.pt")
+    status = cli(["retrieval", str(ckpt), "--source", "gta5", str(tmp_path / "gta5"),
+                  "--target", "cityscapes", str(tmp_path / "cs"), "--pool", "4", "--queries", "2",
+                  "--k", "1", "4", "--out", str(tmp_path / "ret")])  # fmt: skip
+    assert status == 0
+    result = json.loads((tmp_path / "ret/retrieval.json").read_text())["run_a"]
+    assert result["k"] == [1, 4] and 0 <= result["A_k"][1] <= 4
+    assert (tmp_path / "ret/retrieval.png").stat().st_size > 1000
