@@ -90,7 +90,7 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
     """Write atomically: a crash mid-write leaves the previous file intact."""
     payload = checkpoint.to_payload()
     written = atomic_write(path, lambda f: torch.save(payload, f))
-    log.info("saved checkpoint (step %d) to %s", checkpoint.step, written)
+    log.debug("saved checkpoint (step %d) to %s", checkpoint.step, written)
     return written
 
 

@@ -245,6 +245,10 @@ class SegmentationDataset(Dataset):
         return rgb, self.lookup[np.clip(raw, 0, len(self.lookup) - 1)]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        return self.get(index, random.Random(self.seed * 1_000_003 + index))
+
+    def get(self, index: int, rng: random.Random) -> dict[str, torch.Tensor | int]:
+        """Sample `index` (or the next readable one), transformed with randomness from `rng`."""
         for attempt in range(len(self.pairs)):
             i = (index + attempt) % len(self.pairs)
             try:
@@ -257,7 +261,6 @@ class SegmentationDataset(Dataset):
         else:
             raise DatasetError(f"no readable sample in {self.root}")
         if self.transform is not None:
-            rng = random.Random(hash((self.seed, index, torch.initial_seed())))
             rgb, label = self.transform(rgb, label, rng)
         sample: dict[str, torch.Tensor | int] = {
             "image": torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(

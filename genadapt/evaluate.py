@@ -67,17 +67,22 @@ def evaluate(
     batch_size: int = 1,
     num_workers: int = 2,
     limit: int | None = None,
+    indices: list[int] | None = None,
+    progress: bool = True,
 ) -> EvalResult:
-    """Run the protocol; loading is parallel (workers decode and resize), inference batched."""
+    """Run the protocol on `dataset` (or its first `limit` images, or `indices`); loading is
+    parallel (workers decode and resize), inference batched."""
     dataset.transform = Transform(size=segmenter.input_size, train=False)
-    data = dataset if limit is None else Subset(dataset, range(min(limit, len(dataset))))
+    if indices is None and limit is not None:
+        indices = list(range(min(limit, len(dataset))))
+    data = dataset if indices is None else Subset(dataset, indices)
     loader = DataLoader(
         data, batch_size=batch_size, num_workers=num_workers, collate_fn=list_collate
     )
     matrix = ConfusionMatrix(segmenter.label_space.num_classes)
     seconds = {"load": 0.0, "inference": 0.0, "scoring": 0.0}
     tick = time.perf_counter()
-    for batch in tqdm(loader, desc="evaluate", unit="batch"):
+    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
         seconds["load"] += time.perf_counter() - tick
         for group in _group_by_label_size(batch):
             start = time.perf_counter()

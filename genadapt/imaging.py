@@ -56,6 +56,9 @@ class Normalization:
         return cls(mean=(mean[0], mean[1], mean[2]), std=(std[0], std[1], std[2]))
 
 
+IMAGENET = Normalization()
+
+
 def decode_image(
     data: bytes,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -146,7 +149,7 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def to_input_tensor(
     images: list[np.ndarray] | np.ndarray,
     size: tuple[int, int],
-    normalization: Normalization = Normalization(),
+    normalization: Normalization = IMAGENET,
 ) -> torch.Tensor:
     """RGB uint8 images of any size → normalized float32 (N, 3, H, W) at `size` = (W, H)."""
     batch = np.stack([resize_rgb(np.asarray(img), size) for img in images])  # (N, H, W, 3)

@@ -142,6 +142,14 @@ class FCN8s(nn.Module):
         self.upscore2 = BilinearUpsample(k, 2, pad)
         self.upscore_pool4 = BilinearUpsample(k, 2, pad)
         self.upscore8 = BilinearUpsample(k, 8, 4 * pad)
+        # F from scratch: He init as torchvision's VGG (no BatchNorm, so scale matters); replaced
+        # by ImageNet weights when they are given (genadapt.vgg_import).
+        for conv in [m for m in self.blocks.modules() if isinstance(m, nn.Conv2d)] + [
+            self.fc6,
+            self.fc7,
+        ]:
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
         for score in (self.score_fr, self.score_pool4, self.score_pool3):
             nn.init.zeros_(score.weight)
             nn.init.zeros_(score.bias)

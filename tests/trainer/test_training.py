@@ -1,0 +1,138 @@
+"""The training loop end to end on generated data: overfitting, run folder, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genadapt.checkpoint import load_checkpoint
+from genadapt.datasets import SegmentationDataset
+from genadapt.evaluate import evaluate
+from genadapt.labels import cityscapes_lut
+from genadapt.segmenter import Segmenter
+from genadapt.trainer.cli import cli
+from genadapt.trainer.run import RunFolder
+
+from fake_datasets import write_cityscapes
+
+TRAIN = [sys.executable, "-m", "genadapt.trainer"]
+
+
+def write_learnable_gta5(root, n=6, size=(64, 32), seed=0):
+    """Images whose colour says the class: a small network can learn them exactly."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir(parents=True)
+    label_ids = np.array([7, 11, 21, 23, 26])  # road, building, vegetation, sky, car
+    colours = rng.integers(0, 256, (len(label_ids), 3))
+    lut = cityscapes_lut()
+    for i in range(n):
+        blocks = rng.integers(0, len(label_ids), (size[1] // 8, size[0] // 8))
+        cls = np.kron(blocks, np.ones((8, 8), int))
+        Image.fromarray(colours[cls].astype(np.uint8)).save(root / "images" / f"{i:05d}.png")
+        Image.fromarray(label_ids[cls].astype(np.uint8)).save(root / "labels" / f"{i:05d}.png")
+    assert set(lut[label_ids]) == {0, 2, 8, 10, 13}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_learnable_gta5(root / "gta5", size=(128, 64))
+    write_cityscapes(root / "cs", split="train", n=3, size=(128, 64), labels=False)
+    return root
+
+
+def args_for(data, out, *extra):
+    return ["--preset", "cpu-tiny", "--source-root", str(data / "gta5"),
+            "--target-root", str(data / "cs"), "--out", str(out), *extra]  # fmt: skip
+
+
+def train_miou(run, data) -> float:
+    segmenter = Segmenter.from_path(run / "checkpoint.pt")
+    train_images = SegmentationDataset("gta5", data / "gta5")
+    result = evaluate(segmenter, train_images, num_workers=0, indices=[0, 1, 2, 3, 4])
+    return result.matrix.miou() * 100
+
+
+def test_tiny_run_overfits_a_handful_of_images(data, tmp_path):
+    out = tmp_path / "run"
+    status = cli(args_for(data, out, "--variant", "source-only", "--iterations", "150",
+                          "--size", "128x64", "--set", "lr_fc=1e-3", "--set", "width=0.125",
+                          "--set", "val_every=75", "--set", "checkpoint_every=150",
+                          "--set", "log_every=25", "--set", "source_val_count=1"))  # fmt: skip
+    assert status == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["type"] == "train"]
+    assert train[-1]["f_seg"] < 0.5 * train[0]["f_seg"]
+    # The untrained head (zero score layers) says "road" everywhere: ~5% mIoU on 5 classes.
+    assert train_miou(out, data) > 50
+    assert [r["step"] for r in records if r["type"] == "val"] == [75, 150]
+    assert {"curves.png", "config.yaml", "checkpoint.pt", "resume.pt"} <= {
+        p.name for p in out.iterdir()
+    }
+    checkpoint = load_checkpoint(out / "checkpoint.pt")
+    assert checkpoint.step == 150 and checkpoint.train_config["variant"] == "source-only"
+    assert checkpoint.input_size == (128, 64)
+    assert "source_val_miou" in checkpoint.metrics
+    # The run folder is never overwritten by a new run.
+    assert cli(args_for(data, out)) == 2
+
+
+def _wait_for_step(run, step, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        saved = (run / "resume.pt").exists()
+        if saved and max((r["step"] for r in RunFolder(run).records()), default=0) >= step:
+            return
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.05)
+    raise TimeoutError
+
+
+def final_weights(run):
+    return load_checkpoint(run / "checkpoint.pt").state_dict
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(data, tmp_path):
+    common = ["--iterations", "80", "--set", "checkpoint_every=10", "--set", "val_every=0",
+              "--set", "log_every=5"]  # fmt: skip
+    straight = tmp_path / "straight"
+    assert cli(args_for(data, straight, *common)) == 0
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*TRAIN, *args_for(data, killed, *common)], stderr=subprocess.DEVNULL)
+    _wait_for_step(killed, 20, proc)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    saved_step = torch.load(killed / "resume.pt", weights_only=True)["step"]
+    assert 10 <= saved_step < 80
+    assert cli(["--resume", str(killed)]) == 0
+
+    for key, value in final_weights(straight).items():
+        assert torch.equal(value, final_weights(killed)[key]), key
+    steps = [r["step"] for r in RunFolder(killed).records()]
+    assert steps == list(range(5, 85, 5)), "metrics after the last save must not be duplicated"
+
+
+def test_sigint_saves_and_exits_cleanly(data, tmp_path):
+    run = tmp_path / "interrupted"
+    args = args_for(data, run, "--iterations", "100000", "--set", "checkpoint_every=1000",
+                    "--set", "val_every=0", "--set", "log_every=5")  # fmt: skip
+    proc = subprocess.Popen([*TRAIN, *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists():  # training is under way
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "continue with --resume" in err
+    step = torch.load(run / "resume.pt", weights_only=True)["step"]
+    assert load_checkpoint(run / "checkpoint.pt").step == step >= 5

@@ -1,0 +1,5 @@
+import sys
+
+from genadapt.trainer.cli import cli
+
+sys.exit(cli())

@@ -1,0 +1,114 @@
+"""`genadapt-train`: train F+C with the method (or an ablation) and write a run folder.
+
+    genadapt-train --preset cpu-demo --source-root DATA/gta5 --target-root DATA/cityscapes \\
+                   --out runs/adapted [--variant full] [--config my.yaml] [--set key=value ...]
+    genadapt-train --resume runs/adapted [--iterations 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from genadapt.cli import run_cli, setup_logging
+from genadapt.errors import GenadaptError
+from genadapt.trainer.config import PRESETS, VARIANTS, ConfigError, load_yaml, resolve_config
+from genadapt.trainer.run import RunFolder
+from genadapt.trainer.train import train
+
+log = logging.getLogger(__name__)
+# Settings that may change when a run is resumed; anything else would change the experiment.
+RESUMABLE_OVERRIDES = {"iterations", "device", "num_workers", "log_every", "tensorboard"}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genadapt-train", description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, help="run folder (must be new or empty)")
+    p.add_argument("--resume", type=Path, help="continue the run in this folder")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None)
+    p.add_argument("--config", type=Path, default=None, help="YAML file of TrainConfig keys")
+    p.add_argument("--variant", choices=VARIANTS)
+    p.add_argument("--source-kind", dest="source_kind")
+    p.add_argument("--source-root", dest="source_root")
+    p.add_argument("--target-kind", dest="target_kind")
+    p.add_argument("--target-root", dest="target_root")
+    p.add_argument("--label-space", dest="label_space")
+    p.add_argument("--iterations", type=int)
+    p.add_argument("--width", type=float)
+    p.add_argument("--padding", choices=("pad1", "pad100"))
+    p.add_argument("--size", help="WxH images are resized to, e.g. 1024x512")
+    p.add_argument("--crop", help="WxH random crop, e.g. 640x320")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1")
+    p.add_argument("--vgg-weights", dest="vgg_weights", help="local ImageNet VGG16 weights")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any TrainConfig key, e.g. --set alpha=0.2 (repeatable)")  # fmt: skip
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+FLAG_KEYS = (
+    "variant", "source_kind", "source_root", "target_kind", "target_root", "label_space",
+    "iterations", "width", "padding", "size", "crop", "seed", "device", "vgg_weights",
+)  # fmt: skip
+
+
+def collect_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = {k: getattr(args, k) for k in FLAG_KEYS if getattr(args, k) is not None}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def main(args: argparse.Namespace) -> int:
+    overrides = collect_overrides(args)
+    if args.resume:
+        run = RunFolder(args.resume)
+        run.check_resumable()
+        refused = sorted(set(overrides) - RESUMABLE_OVERRIDES)
+        if refused or args.preset or args.config:
+            raise ConfigError(
+                f"a resumed run keeps its config; only {sorted(RESUMABLE_OVERRIDES)} may change"
+            )
+        config = resolve_config(None, None, {**load_yaml(run.config_path), **overrides})
+    else:
+        if args.out is None:
+            raise ConfigError("give --out RUN_DIR for a new run, or --resume RUN_DIR")
+        config = resolve_config(args.preset, args.config, overrides)
+        run = RunFolder(args.out)
+    for key in ("source_root", "target_root"):
+        if not getattr(config, key) and not (
+            key == "target_root" and config.variant == "source-only"
+        ):
+            raise ConfigError(f"{key} is not set (--{key.replace('_', '-')} DIR)")
+    if not args.resume:
+        run.create(config)
+    try:
+        metrics = train(config, run, resume=bool(args.resume))
+    except torch.OutOfMemoryError:
+        raise GenadaptError(
+            f"out of memory at size {config.input_size[0]}x{config.input_size[1]}, width "
+            f"{config.width}, batch {config.batch_size}; reduce --size/--crop, --width or "
+            f"batch_size (last checkpoint kept in {run.path})"
+        ) from None
+    log.info("run folder: %s (checkpoint.pt, metrics.jsonl, curves.png)", run.path)
+    return 130 if metrics.get("interrupted") else 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    return run_cli("genadapt-train", lambda: main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,183 @@
+"""The training configuration: one flat dataclass, paper defaults, presets, YAML and flags.
+
+Precedence: dataclass defaults < preset < YAML file < command-line flags. The resolved config is
+written to the run folder and stored in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genadapt.errors import GenadaptError
+
+VARIANTS = ("full", "source-only", "feature-d", "global-d", "no-aux")
+
+
+class ConfigError(GenadaptError):
+    """An unknown key, preset or value in the training configuration."""
+
+
+@dataclass
+class TrainConfig:
+    # Method (METHOD.md). `variant` selects the paper's ablations (Table 4).
+    variant: str = "full"
+    alpha: float = 0.1  # F/C step: auxiliary classification loss through G and D
+    beta: float = 0.1  # F/C step: cross-domain adversarial losses
+    g_aux_weight: float = 1.0  # G step: D's pixel-labeling loss on G(F(Xs))
+    g_adv_weight: float = 0.1  # G step: within-domain adversarial losses
+    g_recon_weight: float = 1.0  # G step: L1 reconstruction of Xs and Xt
+    # Data: the source has labels, the target's labels are never read in training.
+    source_kind: str = "gta5"
+    source_root: str = ""
+    source_split: str = "all"
+    source_val_count: int = 500  # last N source images, held out for model selection
+    target_kind: str = "cityscapes"
+    target_root: str = ""
+    target_split: str = "train"
+    label_space: str = "cityscapes19"
+    size: tuple[int, int] = (1024, 512)  # (W, H) images are resized to
+    crop: tuple[int, int] | None = None  # (W, H) random crop of that; the authors' code: 640×320
+    hflip: bool = False
+    # Network F+C (G and D are scaled by the same width).
+    width: float = 1.0
+    padding: str = "pad100"
+    vgg_weights: str = ""  # local ImageNet VGG16 state dict; empty: train F from scratch
+    # Optimization (METHOD.md): F/C Adam 1e-5 (biases ×2) decayed ×0.1 every 8 epochs; G/D 1e-4.
+    iterations: int = 100_000
+    batch_size: int = 1
+    lr_fc: float = 1e-5
+    lr_fc_bias_mult: float = 2.0
+    betas_fc: tuple[float, float] = (0.9, 0.999)
+    lr_decay: float = 0.1
+    lr_decay_epochs: int = 8  # an epoch is min(|source|, |target|) iterations
+    lr_gd: float = 1e-4
+    betas_gd: tuple[float, float] = (0.7, 0.999)
+    seed: int = 1337
+    # Run bookkeeping.
+    log_every: int = 20
+    checkpoint_every: int = 1000
+    val_every: int = 1000  # source-val mIoU; 0 disables
+    val_images: int = 100
+    device: str = "auto"  # auto: cuda if available
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True  # on CUDA
+    num_workers: int = 4
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        self.size = _pair(self.size, "size")
+        self.crop = None if self.crop in (None, "", "none") else _pair(self.crop, "crop")
+        self.betas_fc = tuple(float(b) for b in self.betas_fc)
+        self.betas_gd = tuple(float(b) for b in self.betas_gd)
+        if self.crop and (self.crop[0] > self.size[0] or self.crop[1] > self.size[1]):
+            raise ConfigError(f"crop {self.crop} is larger than the image size {self.size}")
+        if self.iterations < 1 or self.batch_size < 1:
+            raise ConfigError("iterations and batch_size must be at least 1")
+        if self.variant == "source-only":
+            self.alpha = self.beta = 0.0
+        elif self.variant == "no-aux":
+            self.alpha = 0.0
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(W, H) the network sees in training, which is also the size it is deployed at."""
+        return self.crop or self.size
+
+    @property
+    def uses_generator(self) -> bool:
+        return self.variant in ("full", "global-d", "no-aux")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+
+def _pair(value: Any, name: str) -> tuple[int, int]:
+    if isinstance(value, str):
+        value = value.lower().replace("x", ",").split(",")
+    try:
+        w, h = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be WIDTHxHEIGHT, got {value!r}") from None
+    return w, h
+
+
+# Named starting points. CPU presets train from scratch, so they need far higher learning rates
+# than the paper's ImageNet-initialized 1e-5, and small widths and sizes to fit a CPU budget.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "paper-fast": {"padding": "pad1"},
+    "cpu-tiny": {
+        "size": (64, 32), "width": 0.0625, "padding": "pad1", "iterations": 4, "lr_fc": 1e-4,
+        "source_val_count": 2, "val_images": 2, "log_every": 1, "checkpoint_every": 2,
+        "val_every": 2, "num_workers": 0, "lr_decay_epochs": 1000,
+    },
+    "cpu-demo": {
+        "size": (256, 128), "width": 0.125, "padding": "pad1", "iterations": 400, "lr_fc": 2e-4,
+        "lr_gd": 2e-4, "source_val_count": 40, "val_images": 40, "log_every": 10,
+        "checkpoint_every": 100, "val_every": 100, "num_workers": 2, "lr_decay_epochs": 1000,
+    },
+    "cpu-small": {
+        "size": (256, 128), "width": 0.125, "padding": "pad1", "iterations": 1200, "lr_fc": 2e-4,
+        "lr_gd": 2e-4, "source_val_count": 50, "val_images": 50, "log_every": 20,
+        "checkpoint_every": 200, "val_every": 200, "num_workers": 2, "lr_decay_epochs": 1000,
+    },
+}  # fmt: skip
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping of keys to values")
+    return data
+
+
+def resolve_config(
+    preset: str | None = None,
+    yaml_path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Defaults < preset < YAML < overrides (flags); unknown keys are an error, not ignored."""
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    values: dict[str, Any] = dict(PRESETS.get(preset or "paper", {}))
+    if yaml_path:
+        values.update(load_yaml(yaml_path))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
+    defaults = TrainConfig()
+    typed = {key: _coerce(key, value, getattr(defaults, key)) for key, value in values.items()}
+    return TrainConfig(**typed)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Give a YAML or flag value the type of the field's default (YAML reads 1e-5 as a string)."""
+    kind = type(default)
+    try:
+        if kind is bool and isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        if kind in (int, float, str):
+            return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a {kind.__name__}, got {value!r}") from None
+    return value
+
+
+def save_yaml(config: TrainConfig) -> bytes:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False).encode()
