@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
             key == "target_root" and config.variant == "source-only"
         ):
             raise ConfigError(f"{key} is not set (--{key.replace('_', '-')} DIR)")
-    if not args.resume:
+    if not args.resume and int(os.environ.get("RANK", "0")) == 0:  # torchrun: rank 0 writes
         run.create(config)
     try:
         metrics = train(config, run, resume=bool(args.resume))

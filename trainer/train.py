@@ -139,11 +139,12 @@ def setup_context(config: TrainConfig) -> Context:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     ctx = Context(pick_device(config, local_rank), rank, world)
-    if world > 1:
-        dist.init_process_group("nccl" if ctx.cuda else "gloo")
     if ctx.cuda:
         torch.backends.cudnn.benchmark = True
         torch.cuda.set_device(ctx.device)
+    if world > 1:
+        dist.init_process_group("nccl" if ctx.cuda else "gloo")
+        dist.barrier()  # rank 0 has created the run folder
     return ctx
 
 

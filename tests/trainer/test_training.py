@@ -136,3 +136,16 @@ def test_sigint_saves_and_exits_cleanly(data, tmp_path):
     assert "continue with --resume" in err
     step = torch.load(run / "resume.pt", weights_only=True)["step"]
     assert load_checkpoint(run / "checkpoint.pt").step == step >= 5
+
+
+def test_torchrun_ddp_on_cpu(data, tmp_path):
+    """Two processes with the gloo backend: DDP wraps the trained networks, rank 0 writes."""
+    run = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "-m", "genadapt.trainer", *args_for(data, run, "--iterations", "4")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_checkpoint(run / "checkpoint.pt").step == 4
+    assert [r["step"] for r in RunFolder(run).records() if r["type"] == "train"] == [1, 2, 3, 4]
