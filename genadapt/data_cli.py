@@ -14,7 +14,9 @@ from pathlib import Path
 from genadapt.cli import run_cli, setup_logging
 from genadapt.data_check import check_dataset
 from genadapt.datasets import DATASET_KINDS, get_dataset_kind
+from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write_bytes
+from genadapt.scenes.generate import generate_scenes
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -31,6 +33,19 @@ def get_args_parser() -> argparse.ArgumentParser:
     check.add_argument("--split", default=None, help="cityscapes: train/val, camvid: train/test")
     check.add_argument("--workers", type=int, default=4)
     check.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    scenes = commands.add_parser(
+        "scenes",
+        help="generate the built-in synthetic (GTA5 layout) → photographic (Cityscapes layout) "
+        "street scenes, plus an unseen third look",
+    )
+    scenes.add_argument("--out", type=Path, required=True)
+    scenes.add_argument("--size", default="512x256", help="WxH, up to 2048x1024")
+    scenes.add_argument("--source", type=int, default=500, help="labeled source images")
+    scenes.add_argument("--target-train", type=int, default=500, help="target training images")
+    scenes.add_argument("--target-val", type=int, default=100)
+    scenes.add_argument("--unseen", type=int, default=100, help="unseen-look evaluation images")
+    scenes.add_argument("--seed", type=int, default=0)
+    scenes.add_argument("--workers", type=int, default=2)
     return parser
 
 
@@ -43,10 +58,21 @@ def main_check(args: argparse.Namespace) -> int:
     return 0 if report.defects == 0 else 1
 
 
+def main_scenes(args: argparse.Namespace) -> int:
+    width, _, height = args.size.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        raise GenadaptError(f"--size must be WIDTHxHEIGHT, got {args.size!r}") from None
+    generate_scenes(args.out, size, args.source, args.target_train, args.target_val,
+                    args.unseen, args.seed, args.workers)  # fmt: skip
+    return 0
+
+
 def cli(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(args.verbose)
-    commands = {"check": main_check}
+    commands = {"check": main_check, "scenes": main_scenes}
     return run_cli(f"genadapt-data {args.command}", lambda: commands[args.command](args))
 
 
