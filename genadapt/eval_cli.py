@@ -22,7 +22,7 @@ from genadapt.fileio import atomic_write_bytes
 from genadapt.imaging import UPSAMPLE_MODES
 from genadapt.model import FCN8s
 from genadapt.retrieval import embed_images, plot_retrieval, retrieval_scores, split_pool_queries
-from genadapt.segmenter import Segmenter
+from genadapt.runtime import BACKENDS, load_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,14 @@ def get_args_parser() -> argparse.ArgumentParser:
         "prediction at network size upsampled to the label resolution). "
         "See also: genadapt-eval retrieval --help",
     )
-    parser.add_argument("model", type=Path, help="checkpoint.pt")
+    parser.add_argument("model", type=Path, help="checkpoint.pt, exported .onnx or .engine")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto")
     parser.add_argument("--dataset", required=True, choices=sorted(DATASET_KINDS))
     parser.add_argument("--root", required=True, type=Path, help="the dataset folder")
     parser.add_argument("--split", default=None, help="split (cityscapes: val, camvid: test)")
     parser.add_argument("--out", type=Path, default=None, help="folder for JSON and Markdown")
     parser.add_argument("--name", default=None, help="report name (default DATASET_SPLIT)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="parallel data loading processes")
     parser.add_argument("--upsample", choices=UPSAMPLE_MODES, default="bilinear")
@@ -70,7 +71,7 @@ def get_retrieval_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    segmenter = Segmenter.from_path(args.model, device=args.device, upsample=args.upsample)
+    segmenter = load_segmenter(args.model, args.backend, args.device, args.upsample)
     dataset = SegmentationDataset(
         args.dataset, args.root, args.split, label_space=segmenter.label_space
     )

@@ -22,7 +22,7 @@ from genadapt.datasets import SegmentationDataset, Transform
 from genadapt.fileio import atomic_write_bytes
 from genadapt.labels import CITYSCAPES19, SYNTHIA13, SYNTHIA16, LabelSpace
 from genadapt.metrics import ConfusionMatrix, summarize
-from genadapt.segmenter import Segmenter
+from genadapt.runtime.base import Segmenter
 
 log = logging.getLogger(__name__)
 

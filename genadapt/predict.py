@@ -1,4 +1,4 @@
-"""`genadapt-predict CHECKPOINT INPUT... --out DIR`: segment image files and folders.
+"""`genadapt-predict MODEL INPUT... --out DIR`: segment image files and folders.
 
 For each image it writes `<name>_labels.png` (uint8 train ids), `<name>_color.png` and
 `<name>_overlay.jpg` at 2× the network size (2048×1024 for 1024×512). A file that cannot be read
@@ -30,7 +30,7 @@ from genadapt.imaging import (
     overlay,
     read_image,
 )
-from genadapt.segmenter import Segmenter
+from genadapt.runtime import BACKENDS, load_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         prog="genadapt-predict",
         description="Segment images with a genadapt checkpoint (F+C).",
     )
-    parser.add_argument("checkpoint", type=Path, help="checkpoint.pt written by genadapt")
+    parser.add_argument("model", type=Path, help="checkpoint.pt, exported .onnx or .engine")
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders (recursive)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--upsample", choices=UPSAMPLE_MODES, default="bilinear")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
@@ -103,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
     jobs = collect_jobs(args.inputs)
     if not jobs:
         raise GenadaptError("no images found in the given inputs")
-    segmenter = Segmenter.from_path(args.checkpoint, device=args.device, upsample=args.upsample)
+    segmenter = load_segmenter(args.model, args.backend, args.device, args.upsample)
     palette = segmenter.label_space.palette_array()
     # JPEG can decode at reduced scale; never below the overlay's output size.
     draft = segmenter.output_size

@@ -10,7 +10,7 @@ from genadapt.eval_cli import cli
 from genadapt.evaluate import evaluate, reported_subsets
 from genadapt.labels import CAMVID10, CITYSCAPES19, SYNTHIA13, SYNTHIA16
 from genadapt.model import build_model
-from genadapt.segmenter import Segmenter
+from genadapt.runtime import TorchSegmenter
 
 from conftest import TINY, make_checkpoint
 from fake_datasets import write_camvid, write_cityscapes
@@ -26,7 +26,9 @@ def test_protocol_upsamples_to_full_resolution_2048x1024(tmp_path):
     model = build_model(TINY)
     with torch.no_grad():
         model.score_fr.bias[CAR] = 5.0
-    segmenter = Segmenter.from_checkpoint(Checkpoint.from_model(model, CITYSCAPES19, (1024, 512)))
+    segmenter = TorchSegmenter.from_checkpoint(
+        Checkpoint.from_model(model, CITYSCAPES19, (1024, 512))
+    )
     assert segmenter.output_size == (2048, 1024)
     result = evaluate(segmenter, SegmentationDataset("cityscapes", tmp_path), num_workers=0)
     train = next(iter(expected.values()))
@@ -75,7 +77,7 @@ def test_eval_cli_errors_are_one_line(tmp_path, checkpoint_path, capsys):
 
 def test_eval_with_workers_matches_in_process(tmp_path):
     write_cityscapes(tmp_path, n=3, size=(128, 64))
-    segmenter = Segmenter.from_checkpoint(make_checkpoint(seed=5))
+    segmenter = TorchSegmenter.from_checkpoint(make_checkpoint(seed=5))
     a = evaluate(segmenter, SegmentationDataset("cityscapes", tmp_path), num_workers=0)
     b = evaluate(segmenter, SegmentationDataset("cityscapes", tmp_path), num_workers=2)
     assert torch.equal(a.matrix.mat, b.matrix.mat)

@@ -67,7 +67,7 @@ def test_bad_checkpoint_and_missing_input_are_one_line_errors(tmp_path, capsys, 
     assert cli([str(tmp_path / "fake.pt"), str(tmp_path / "img.png"), "--out", "o"]) == 2
     assert cli([str(checkpoint_path), str(tmp_path / "nothing"), "--out", "o"]) == 2
     err = capsys.readouterr().err
-    assert "genadapt-predict: error: checkpoint not found" in err
+    assert "genadapt-predict: error: model not found" in err
     assert "cannot read" in err and "input not found" in err
     assert "Traceback" not in err
 

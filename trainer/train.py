@@ -19,7 +19,7 @@ from genadapt.evaluate import evaluate
 from genadapt.imaging import IMAGENET
 from genadapt.labels import get_label_space
 from genadapt.model import ModelConfig, build_model, check_input_size
-from genadapt.segmenter import Segmenter
+from genadapt.runtime import TorchSegmenter
 from genadapt.trainer.adapter import Adapter, Batch
 from genadapt.trainer.config import ConfigError, TrainConfig
 from genadapt.trainer.data import StepDataset, step_loader, to_device_batch
@@ -83,7 +83,7 @@ def validate(adapter: Adapter, config: TrainConfig, data: Data) -> float:
         return float("nan")
     adapter.fc.eval()
     space = get_label_space(config.label_space)
-    segmenter = Segmenter(adapter.fc, space, config.input_size, IMAGENET)
+    segmenter = TorchSegmenter(adapter.fc, space, config.input_size, IMAGENET, cuda_graphs=False)
     result = evaluate(segmenter, data.val, num_workers=0, indices=data.val_indices, progress=False)
     adapter.fc.train()
     return next(iter(result.to_dict()["miou"].values()))

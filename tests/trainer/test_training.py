@@ -16,7 +16,7 @@ from genadapt.checkpoint import load_checkpoint
 from genadapt.datasets import SegmentationDataset
 from genadapt.evaluate import evaluate
 from genadapt.labels import cityscapes_lut
-from genadapt.segmenter import Segmenter
+from genadapt.runtime import TorchSegmenter
 from genadapt.trainer.cli import cli
 from genadapt.trainer.run import RunFolder
 
@@ -55,7 +55,7 @@ def args_for(data, out, *extra):
 
 
 def train_miou(run, data) -> float:
-    segmenter = Segmenter.from_path(run / "checkpoint.pt")
+    segmenter = TorchSegmenter.from_path(run / "checkpoint.pt")
     train_images = SegmentationDataset("gta5", data / "gta5")
     result = evaluate(segmenter, train_images, num_workers=0, indices=[0, 1, 2, 3, 4])
     return result.matrix.miou() * 100

@@ -1,0 +1,85 @@
+"""F+C as ONNX graphs, in the two flavours every runtime understands.
+
+- ``logits``: float (N, 3, H, W) normalized → float logits (N, K, H, W).
+- ``labels``: uint8 (N, H, W, 3) RGB at the network size → uint8 train ids (N, s·H, s·W):
+  normalization, the ×s upsampling and the ArgMax (cast to uint8) run inside the graph, so a GPU
+  runtime moves only uint8 in and out.
+Static H×W, dynamic batch. Only F+C is traced: G and D do not exist at test time.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
+from torch import nn
+
+from genadapt.imaging import Normalization
+from genadapt.model import FCN8s
+
+FLAVOURS = ("logits", "labels")
+DEFAULT_OPSET = 17
+IO_NAMES = {"logits": ("input", "logits"), "labels": ("image", "labels")}
+
+
+class LabelsGraph(nn.Module):
+    """uint8 NHWC image → uint8 labels at `scale`× the network size."""
+
+    def __init__(self, model: FCN8s, normalization: Normalization, upsample: str, scale: int):
+        super().__init__()
+        self.model, self.upsample, self.scale = model, upsample, scale
+        self.register_buffer("mean", torch.tensor(normalization.mean).view(1, 3, 1, 1) * 255)
+        self.register_buffer(
+            "inv_std", 1 / (torch.tensor(normalization.std).view(1, 3, 1, 1) * 255)
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = (image.permute(0, 3, 1, 2).float() - self.mean) * self.inv_std  # (N, 3, H, W)
+        logits = self.model(x)
+        h, w = logits.shape[-2] * self.scale, logits.shape[-1] * self.scale
+        if self.upsample == "bilinear":
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            return logits.argmax(1).to(torch.uint8)
+        labels = logits.argmax(1, keepdim=True).to(torch.uint8)
+        return F.interpolate(labels.float(), size=(h, w), mode="nearest")[:, 0].to(torch.uint8)
+
+
+def export_graph(
+    model: FCN8s,
+    flavour: str,
+    input_size: tuple[int, int],
+    normalization: Normalization,
+    upsample: str = "bilinear",
+    scale: int = 2,
+    opset: int = DEFAULT_OPSET,
+) -> bytes:
+    """Serialized ONNX model of F+C in `flavour`, for `input_size` = (W, H)."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
+    width, height = input_size
+    model = model.eval()
+    if flavour == "logits":
+        module: nn.Module = model
+        example = torch.zeros(1, 3, height, width)
+    else:
+        module = LabelsGraph(model, normalization, upsample, scale).eval()
+        example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
+    in_name, out_name = IO_NAMES[flavour]
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter: fast, one self-contained file, opset 17 and up.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            buf,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[in_name],
+            output_names=[out_name],
+            dynamic_axes={in_name: {0: "batch"}, out_name: {0: "batch"}},
+            do_constant_folding=True,
+        )
+    return buf.getvalue()

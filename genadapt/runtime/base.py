@@ -1,0 +1,60 @@
+"""The `Segmenter` interface: RGB images in, uint8 class-id maps out, whatever runs the network."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from genadapt.imaging import UPSAMPLE_MODES, Normalization, Upsample, resize_rgb
+from genadapt.labels import LabelSpace
+
+
+class Segmenter(ABC):
+    """Resize to the network size, run F+C, upsample ×`output_scale`, argmax.
+
+    Backends implement `run` on a uint8 batch already at the network size; `segment` accepts
+    images of any size. `output_size` = (W, H) is 2× the network size by default, as in the paper.
+    """
+
+    backend: str = "?"
+    precision: str = "fp32"
+    device: str = "cpu"
+
+    def __init__(
+        self,
+        label_space: LabelSpace,
+        input_size: tuple[int, int],
+        normalization: Normalization,
+        upsample: Upsample = "bilinear",
+        output_scale: int = 2,
+    ) -> None:
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
+        self.label_space = label_space
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.normalization = normalization
+        self.upsample: Upsample = upsample
+        self.output_scale = output_scale
+        self.output_size = (self.input_size[0] * output_scale, self.input_size[1] * output_scale)
+
+    def segment(
+        self, images: list[np.ndarray], output_size: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """RGB uint8 images (any sizes) → uint8 class ids (N, H, W) at `output_size` = (W, H)."""
+        batch = np.stack([resize_rgb(np.asarray(img), self.input_size) for img in images])
+        return self.run(batch, output_size or self.output_size)
+
+    @abstractmethod
+    def run(self, batch: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
+        """uint8 (N, H, W, 3) at the network size → uint8 (N, out_H, out_W)."""
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.backend,
+            "device": self.device,
+            "precision": self.precision,
+            "input_size": list(self.input_size),
+            "output_size": list(self.output_size),
+            "upsample": self.upsample,
+        }
