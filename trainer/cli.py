@@ -21,7 +21,7 @@ from genadapt.cli import run_cli, setup_logging
 from genadapt.errors import GenadaptError
 from genadapt.trainer.config import PRESETS, VARIANTS, ConfigError, load_yaml, resolve_config
 from genadapt.trainer.run import RunFolder
-from genadapt.trainer.train import train
+from genadapt.trainer.train import build_data, train
 
 log = logging.getLogger(__name__)
 # Settings that may change when a run is resumed; anything else would change the experiment.
@@ -91,6 +91,7 @@ def main(args: argparse.Namespace) -> int:
             key == "target_root" and config.variant == "source-only"
         ):
             raise ConfigError(f"{key} is not set (--{key.replace('_', '-')} DIR)")
+    build_data(config)  # a missing or malformed data folder fails before the run folder exists
     if not args.resume and int(os.environ.get("RANK", "0")) == 0:  # torchrun: rank 0 writes
         run.create(config)
     try:

@@ -49,3 +49,11 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "genadapt-train: error: gta5 folder not found" in err and "Traceback" not in err
     assert cli(["--resume", str(tmp_path / "nothing")]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_bad_data_leaves_no_run_folder(tmp_path):
+    out = tmp_path / "run"
+    args = ["--preset", "cpu-tiny", "--source-root", str(tmp_path), "--target-root",
+            str(tmp_path), "--out", str(out)]  # fmt: skip
+    assert cli(args) == 2
+    assert not out.exists()

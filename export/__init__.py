@@ -1,0 +1,1 @@
+"""genadapt.export: ONNX export, TensorRT engines, Triton repositories and the parity gate."""

@@ -1,0 +1,78 @@
+"""`genadapt-export CHECKPOINT --out DIR`: ONNX (logits and labels flavours), optionally a
+TensorRT engine and a Triton repository, every artifact checked against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from genadapt.cli import run_cli, setup_logging
+from genadapt.datasets import DATASET_KINDS
+from genadapt.export.exporter import ExportOptions, run_export
+from genadapt.export.tensorrt_build import PRECISIONS
+from genadapt.imaging import UPSAMPLE_MODES
+from genadapt.onnx_graph import FLAVOURS
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genadapt-export", description=__doc__)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--flavour", nargs="+", choices=FLAVOURS, default=list(FLAVOURS))
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument(
+        "--upsample",
+        choices=UPSAMPLE_MODES,
+        default="bilinear",
+        help="baked into the labels flavour",
+    )
+    p.add_argument("--tensorrt", action="store_true", help="also build model.engine (needs a GPU)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp16", help="of the engine")
+    p.add_argument("--max-batch", type=int, default=8)
+    p.add_argument("--triton", action="store_true", help="also write a Triton model repository")
+    p.add_argument("--parity-images", type=int, default=8)
+    p.add_argument(
+        "--eval",
+        nargs=2,
+        metavar=("KIND", "ROOT"),
+        default=None,
+        help=f"also gate on the mIoU delta over a dataset: {', '.join(DATASET_KINDS)}",
+    )
+    p.add_argument("--eval-limit", type=int, default=50)
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    options = ExportOptions(
+        flavours=tuple(args.flavour),
+        opset=args.opset,
+        upsample=args.upsample,
+        tensorrt=args.tensorrt,
+        precision=args.precision,
+        max_batch=args.max_batch,
+        triton=args.triton,
+        parity_images=args.parity_images,
+        eval_kind=args.eval[0] if args.eval else None,
+        eval_root=args.eval[1] if args.eval else None,
+        eval_limit=args.eval_limit,
+    )
+    sidecar = run_export(args.checkpoint, args.out, options)
+    for name, artifact in sidecar.artifacts.items():
+        agree, delta = artifact.parity["label_agreement"], artifact.parity["miou_delta"]
+        shapes = f"{artifact.input_shape} → {artifact.output_shape}"
+        print(f"{name}: {shapes}; parity: labels agree {100 * agree:.3f}%, mIoU Δ {delta:.3f}")
+    print(json.dumps({"out": str(args.out), "artifacts": list(sidecar.artifacts)}))
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    return run_cli("genadapt-export", lambda: main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,86 @@
+"""Build a TensorRT engine from the `labels` ONNX file (TensorRT 10 Python API).
+
+Not run on real hardware here: TensorRT cannot be installed on the machines this project is
+developed and tested on. Everything around it (sidecar, refusal of a mismatched engine, Triton
+repository) is tested; this module is written against the documented API and imported lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from genadapt.export.onnx_export import ExportError
+from genadapt.runtime.tensorrt_backend import import_tensorrt
+from genadapt.sidecar import Artifact, file_sha256
+
+log = logging.getLogger(__name__)
+PRECISIONS = ("fp32", "tf32", "fp16")
+
+
+def build_engine(
+    onnx_path: Path,
+    engine_path: Path,
+    onnx_artifact: Artifact,
+    precision: str = "fp16",
+    max_batch: int = 8,
+    opt_batch: int = 1,
+    timing_cache: Path | None = None,
+    workspace_gib: float = 4.0,
+) -> Artifact:
+    """Parse, build with an optimization profile over batch 1…max_batch, serialize."""
+    import torch
+
+    trt = import_tensorrt()
+    if not torch.cuda.is_available():
+        raise ExportError("building a TensorRT engine needs a CUDA GPU")
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ExportError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "fp32":
+        config.clear_flag(trt.BuilderFlag.TF32)  # TF32 is on by default: strict fp32 asks off
+    _, *shape = onnx_artifact.input_shape  # (batch, H, W, 3)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(
+        onnx_artifact.input_name, (1, *shape), (opt_batch, *shape), (max_batch, *shape)
+    )
+    config.add_optimization_profile(profile)
+    cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.exists() else b""
+    cache = config.create_timing_cache(cache_bytes)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    log.info(
+        "building a %s TensorRT engine (batch 1..%d); this takes minutes", precision, max_batch
+    )
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ExportError("TensorRT failed to build the engine (see its log above)")
+    engine_path.write_bytes(bytes(serialized))
+    if timing_cache is not None:
+        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return Artifact(
+        file=engine_path.name,
+        kind="tensorrt",
+        flavour="labels",
+        sha256=file_sha256(engine_path),
+        input_name=onnx_artifact.input_name,
+        input_dtype="uint8",
+        input_shape=onnx_artifact.input_shape,
+        output_name=onnx_artifact.output_name,
+        output_dtype="uint8",
+        output_shape=onnx_artifact.output_shape,
+        precision=precision,
+        opset=onnx_artifact.opset,
+        tensorrt_version=trt.__version__,
+        gpu=torch.cuda.get_device_name(),
+        max_batch=max_batch,
+    )

@@ -1,0 +1,282 @@
+import json
+import re
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from genadapt.checkpoint import Checkpoint, save_checkpoint
+from genadapt.export.cli import cli
+from genadapt.export.exporter import ExportOptions, run_export
+from genadapt.export.onnx_export import ExportError, check_only_test_time_weights, model_bytes
+from genadapt.export.parity import ParityError, check_parity
+from genadapt.labels import CITYSCAPES19
+from genadapt.model import ModelConfig, build_model
+from genadapt.onnx_graph import export_graph
+from genadapt.runtime import TorchSegmenter, load_segmenter
+from genadapt.runtime.onnx_backend import OnnxSegmenter
+from genadapt.sidecar import SidecarError, check_engine_compatible, load_sidecar
+
+from conftest import make_checkpoint
+
+
+def trained_like_checkpoint(size=(64, 32), padding="pad1", seed=0) -> Checkpoint:
+    """Random, non-zero score layers: logits vary per pixel, so parity is a real comparison."""
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig(num_classes=19, width=0.0625, padding=padding))
+    with torch.no_grad():
+        for score in (model.score_fr, model.score_pool4, model.score_pool3):
+            score.weight.normal_(0, 0.5)
+    return Checkpoint.from_model(model, CITYSCAPES19, size)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    path = save_checkpoint(trained_like_checkpoint(), root / "ckpt.pt")
+    run_export(path, root / "out", ExportOptions(triton=True, parity_images=3))
+    return root / "out", path
+
+
+@pytest.mark.parametrize("size", [(64, 32), (96, 64)])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_onnxruntime_matches_pytorch(size, batch):
+    checkpoint = trained_like_checkpoint(size)
+    model = checkpoint.build_model()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch, size[1], size[0], 3), dtype=np.uint8)
+    torch_seg = TorchSegmenter.from_checkpoint(checkpoint)
+    expected = torch_seg.run(images, torch_seg.output_size)
+    for flavour in ("logits", "labels"):
+        data = export_graph(model, flavour, size, checkpoint.normalization)
+        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+        like = {"label_space": CITYSCAPES19, "input_size": size,
+                "normalization": checkpoint.normalization}  # fmt: skip
+        ort_seg = OnnxSegmenter(data, flavour, like)
+        labels = ort_seg.run(images, ort_seg.output_size)
+        assert labels.dtype == np.uint8 and labels.shape == (batch, 2 * size[1], 2 * size[0])
+        assert (labels == expected).mean() > 0.9999, flavour
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    mean, std = (
+        torch.tensor(v).view(1, 3, 1, 1)
+        for v in (checkpoint.normalization.mean, checkpoint.normalization.std)
+    )
+    x = ((x - mean) / std).numpy()
+    ort_logits = OnnxSegmenter(export_graph(model, "logits", size, checkpoint.normalization),
+                               "logits", like).session.run(None, {"input": x})[0]  # fmt: skip
+    with torch.no_grad():
+        torch_logits = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ort_logits, torch_logits, atol=1e-4 * np.abs(torch_logits).max())
+
+
+def test_export_writes_flavours_sidecar_and_triton(exported):
+    out, _ = exported
+    assert {p.name for p in out.iterdir()} == {"model.logits.onnx", "model.labels.onnx",
+                                              "model.json", "triton"}  # fmt: skip
+    sidecar = load_sidecar(out / "model.labels.onnx")
+    assert sidecar.class_names == list(CITYSCAPES19.names) and sidecar.input_size == [64, 32]
+    labels = sidecar.artifact("model.labels.onnx")
+    assert (labels.input_dtype, labels.input_shape) == ("uint8", ["batch", 32, 64, 3])
+    assert (labels.output_dtype, labels.output_shape) == ("uint8", ["batch", 64, 128])
+    assert labels.opset == 17 and labels.parity["passed"]
+    assert sidecar.artifact("model.logits.onnx").parity["max_abs_logit_diff"] < 1e-3
+    assert json.loads((out / "model.json").read_text())["checkpoint"]["file"] == "ckpt.pt"
+    for name in ("model.logits.onnx", "model.labels.onnx"):
+        proto = onnx.load(str(out / name))
+        assert proto.opset_import[0].version >= 17
+        assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_no_generator_or_discriminator_in_the_files(exported):
+    out, checkpoint_path = exported
+    from genadapt.checkpoint import load_checkpoint
+
+    expected = model_bytes(load_checkpoint(checkpoint_path))
+    for name in ("model.logits.onnx", "model.labels.onnx"):
+        proto = onnx.load(str(out / name))
+        check_only_test_time_weights(proto, expected)  # passes: F+C only
+        weights = sum(numpy_helper.to_array(i).nbytes for i in proto.graph.initializer
+                      if i.data_type == onnx.TensorProto.FLOAT)  # fmt: skip
+        assert abs(weights - expected) <= 0.01 * expected + 4096
+        extra = numpy_helper.from_array(np.zeros(50_000, np.float32), "G.stage1.0.weight")
+        proto.graph.initializer.append(extra)
+        with pytest.raises(ExportError, match="training-only"):
+            check_only_test_time_weights(proto, expected)
+        proto.graph.initializer[-1].name = "generator_weights_renamed"
+        with pytest.raises(ExportError, match="training-only"):
+            check_only_test_time_weights(proto, expected)
+
+
+def parse_pbtxt(text: str):
+    """Enough of protobuf text format for Triton configs: key: value, key { … }, key [ … ]."""
+    tokens = re.findall(r'"[^"]*"|[{}\[\]:,]|[^\s{}\[\]:,]+', text)
+    pos = 0
+
+    def value():
+        nonlocal pos
+        tok = tokens[pos]
+        pos += 1
+        if tok == "{":
+            return message("}")
+        if tok == "[":
+            items = []
+            while tokens[pos] != "]":
+                items.append(value())
+                if tokens[pos] == ",":
+                    pos += 1
+            pos += 1
+            return items
+        return tok.strip('"') if tok.startswith('"') else (int(tok) if tok.isdigit() else tok)
+
+    def message(end):
+        nonlocal pos
+        fields = {}
+        while pos < len(tokens) and tokens[pos] != end:
+            key = tokens[pos]
+            pos += 1
+            if tokens[pos] == ":":
+                pos += 1
+            fields[key] = value()
+        pos += 1
+        return fields
+
+    return message(None)
+
+
+def test_triton_repository_parses_with_the_right_shapes(exported):
+    out, _ = exported
+    config = parse_pbtxt((out / "triton/genadapt/config.pbtxt").read_text())
+    assert config["name"] == "genadapt" and config["platform"] == "onnxruntime_onnx"
+    assert config["max_batch_size"] == 8
+    (inp,), (outp,) = config["input"], config["output"]
+    assert inp == {"name": "image", "data_type": "TYPE_UINT8", "dims": [32, 64, 3]}
+    assert outp == {"name": "labels", "data_type": "TYPE_UINT8", "dims": [64, 128]}
+    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 2000
+    model = out / "triton/genadapt/1/model.onnx"
+    assert model.read_bytes() == (out / "model.labels.onnx").read_bytes()
+
+
+def corrupt(path, scale=10.0):
+    proto = onnx.load(str(path))
+    init = max(proto.graph.initializer, key=lambda i: int(np.prod(i.dims)))
+    array = numpy_helper.to_array(init)
+    noisy = array + scale * array.std() * np.random.default_rng(0).standard_normal(array.shape)
+    init.CopyFrom(numpy_helper.from_array(noisy.astype(array.dtype), init.name))
+    onnx.save(proto, str(path))
+
+
+def test_parity_gate_fails_on_a_corrupted_model(tmp_path):
+    checkpoint = trained_like_checkpoint()
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(export_graph(checkpoint.build_model(), "labels", (64, 32),
+                                 checkpoint.normalization))  # fmt: skip
+    corrupt(path)
+    like = {"label_space": CITYSCAPES19, "input_size": (64, 32),
+            "normalization": checkpoint.normalization}  # fmt: skip
+    result = check_parity(checkpoint, OnnxSegmenter(path, "labels", like), images=3)
+    assert not result.passed and "labels agree" in result.reasons[0]
+
+
+def test_failed_export_changes_nothing_in_the_output(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.labels.onnx").write_bytes(b"the user's previous export")
+    checkpoint_path = save_checkpoint(trained_like_checkpoint(), tmp_path / "ckpt.pt")
+    import genadapt.export.exporter as exporter
+
+    real_write = exporter.write_onnx
+
+    def write_then_corrupt(*args, **kwargs):
+        artifact = real_write(*args, **kwargs)
+        corrupt(args[2])
+        artifact.sha256 = exporter.file_sha256(args[2])
+        return artifact
+
+    monkeypatch.setattr(exporter, "write_onnx", write_then_corrupt)
+    with pytest.raises(ParityError, match="failed the parity gate"):
+        run_export(checkpoint_path, out, ExportOptions(parity_images=2))
+    assert [p.name for p in out.iterdir()] == ["model.labels.onnx"]
+    assert (out / "model.labels.onnx").read_bytes() == b"the user's previous export"
+
+
+def test_sidecar_guards(exported, tmp_path):
+    out, _ = exported
+    sidecar = load_sidecar(out / "model.labels.onnx")
+    engine = sidecar.artifact("model.labels.onnx")
+    engine.tensorrt_version, engine.gpu = "10.3.0", "NVIDIA H100 80GB HBM3"
+    check_engine_compatible(engine, "10.3.0", "NVIDIA H100 80GB HBM3")
+    with pytest.raises(SidecarError, match="TensorRT 10.3.0 .this machine: 10.9.0."):
+        check_engine_compatible(engine, "10.9.0", "NVIDIA H100 80GB HBM3")
+    with pytest.raises(SidecarError, match="GPU 'NVIDIA H100 80GB HBM3'"):
+        check_engine_compatible(engine, "10.3.0", "NVIDIA H200")
+    # A file changed after export is refused; so is one without a sidecar.
+    copy = tmp_path / "model.labels.onnx"
+    copy.write_bytes((out / "model.labels.onnx").read_bytes() + b"x")
+    (tmp_path / "model.json").write_bytes((out / "model.json").read_bytes())
+    with pytest.raises(SidecarError, match="changed after export"):
+        load_segmenter(copy)
+    (tmp_path / "model.json").unlink()
+    with pytest.raises(SidecarError, match="no model.json"):
+        load_segmenter(copy)
+
+
+def test_tensorrt_export_without_tensorrt_is_a_clear_error(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    try:
+        import tensorrt  # noqa: F401
+
+        pytest.skip("TensorRT is installed: the error path cannot be shown here")
+    except ImportError:
+        pass
+    checkpoint_path = save_checkpoint(make_checkpoint(), tmp_path / "ckpt.pt")
+    status = cli([str(checkpoint_path), "--out", str(tmp_path / "out"), "--tensorrt"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "needs NVIDIA TensorRT" in err or "needs a CUDA GPU" in err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_same_labels_across_backends_and_commands(exported, tmp_path):
+    out, checkpoint_path = exported
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (40, 70, 3), dtype=np.uint8) for _ in range(2)]
+    results = {
+        "torch": load_segmenter(checkpoint_path, "torch").segment(images),
+        "onnxruntime (checkpoint)": load_segmenter(checkpoint_path, "onnxruntime").segment(images),
+        "auto (checkpoint)": load_segmenter(checkpoint_path).segment(images),
+        "onnx labels": load_segmenter(out / "model.labels.onnx").segment(images),
+        "onnx logits": load_segmenter(out / "model.logits.onnx").segment(images),
+    }
+    for name, labels in results.items():
+        assert labels.shape == (2, 64, 128), name
+        assert (labels == results["torch"]).mean() > 0.9999, name
+    assert load_segmenter(checkpoint_path).backend == "onnxruntime"  # the faster one on a CPU
+    with pytest.raises(Exception, match="ONNX file"):
+        load_segmenter(out / "model.labels.onnx", "torch")
+
+
+def test_tensorrt_engine_matches_pytorch(tmp_path):
+    """Runs where TensorRT and a GPU exist (not on this project's CI machines)."""
+    pytest.importorskip(
+        "tensorrt", reason="TensorRT cannot be installed on this project's machines"
+    )
+    if not torch.cuda.is_available():
+        pytest.skip("building a TensorRT engine needs a CUDA GPU")
+    checkpoint_path = save_checkpoint(trained_like_checkpoint(), tmp_path / "ckpt.pt")
+    options = ExportOptions(tensorrt=True, precision="fp16", parity_images=2, triton=True)
+    sidecar = run_export(checkpoint_path, tmp_path / "out", options)
+    assert sidecar.artifact("model.engine").parity["passed"]
+    segmenter = load_segmenter(tmp_path / "out" / "model.engine")
+    assert segmenter.backend == "tensorrt" and segmenter.precision == "fp16"
+    assert (tmp_path / "out/triton/genadapt/1/model.plan").exists()
+
+
+def test_export_cli(tmp_path, capsys):
+    checkpoint_path = save_checkpoint(trained_like_checkpoint(), tmp_path / "ckpt.pt")
+    status = cli([str(checkpoint_path), "--out", str(tmp_path / "o"), "--flavour", "labels",
+                  "--parity-images", "2"])  # fmt: skip
+    assert status == 0
+    assert "model.labels.onnx: ['batch', 32, 64, 3]" in capsys.readouterr().out
+    assert cli([str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 2
