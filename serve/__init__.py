@@ -1,0 +1,1 @@
+"""genadapt.serve: the HTTP segmentation service (FastAPI + uvicorn)."""

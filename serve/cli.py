@@ -1,0 +1,69 @@
+"""`genadapt-serve MODEL`: the segmentation service on uvicorn.
+
+Settings come from flags, then GENADAPT_* environment variables (e.g. GENADAPT_API_KEY), then
+defaults. SIGTERM stops accepting, finishes in-flight requests, then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from genadapt.cli import run_cli, setup_logging
+from genadapt.errors import GenadaptError
+from genadapt.runtime import BACKENDS
+from genadapt.serve.settings import ServeSettings
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genadapt-serve", description=__doc__.splitlines()[0])
+    p.add_argument("model", nargs="?", help="checkpoint.pt, .onnx or .engine (or GENADAPT_MODEL)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--backend", choices=BACKENDS)
+    p.add_argument("--device")
+    p.add_argument("--max-batch", type=int, dest="max_batch")
+    p.add_argument("--max-queue", type=int, dest="max_queue")
+    p.add_argument("--max-upload-bytes", type=int, dest="max_upload_bytes")
+    p.add_argument("--max-pixels", type=int, dest="max_pixels")
+    p.add_argument("--request-timeout-s", type=float, dest="request_timeout_s")
+    p.add_argument("--api-key", dest="api_key")
+    p.add_argument("--output-scale", type=int, dest="output_scale")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from genadapt.serve.app import create_app
+
+    flags = {k: v for k, v in vars(args).items() if v is not None and k != "verbose"}
+    try:
+        settings = ServeSettings(**flags)
+    except ValidationError as exc:
+        raise GenadaptError(
+            f"bad setting: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+        ) from None
+    if not settings.model:
+        raise GenadaptError("give a MODEL path (or set GENADAPT_MODEL)")
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
+    )
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    return run_cli("genadapt-serve", lambda: main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,29 @@
+"""Service settings: flags, then GENADAPT_* environment variables, then these defaults."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from genadapt.imaging import DEFAULT_MAX_PIXELS
+
+
+class ServeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GENADAPT_", extra="ignore")
+
+    model: str = Field("", description="checkpoint.pt, exported .onnx or .engine")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    backend: str = "auto"
+    device: str = "auto"
+    upsample: str = "bilinear"
+    max_batch: int = Field(4, ge=1, description="requests run together by the worker")
+    batch_delay_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill")
+    max_queue: int = Field(32, ge=1, description="waiting requests before 503")
+    request_timeout_s: float = Field(30.0, gt=0, description="after this, 504")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
+    api_key: str = Field("", description="if set, /v1/* needs X-API-Key or a Bearer token")
+    output_scale: int = Field(2, ge=1, description="label maps at this × the network size")
+    png_compression: int = Field(1, ge=0, le=9)
+    workers_io: int = Field(4, ge=1, description="threads that decode and encode images")

@@ -1,0 +1,286 @@
+import io
+import json
+import struct
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genadapt.imaging import decode_image
+from genadapt.predict import cli as predict_cli
+from genadapt.runtime import TorchSegmenter, load_segmenter
+from genadapt.serve.outputs import run_lengths
+
+from conftest import SlowSegmenter, varied_checkpoint, wait_ready
+
+
+def jpeg(w=160, h=90, seed=0, mode="RGB", **save) -> bytes:
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.convert(mode).save(buf, format="JPEG", **save)
+    return buf.getvalue()
+
+
+def png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def post(client, data: bytes, content_type="image/jpeg", **params):
+    return client.post("/v1/segment", content=data, headers={"content-type": content_type},
+                       params=params)  # fmt: skip
+
+
+def expected_labels(model_path, data: bytes) -> np.ndarray:
+    return load_segmenter(model_path).segment([decode_image(data)])[0]
+
+
+def test_health_ready_model_and_metrics(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    info = client.get("/v1/model").json()
+    assert info["input_size"] == [64, 32] and info["output_size"] == [128, 64]
+    assert info["classes"][13] == {"id": 13, "name": "car", "color": [0, 0, 142]}
+    assert len(info["model_sha256"]) == 64 and info["backend"] == "onnxruntime"
+    post(client, jpeg())
+    text = client.get("/metrics").text
+    for stage in ("inference", "decode", "encode", "queue_wait", "request"):
+        assert f"genadapt_{stage}_seconds_bucket" in text
+    assert "genadapt_queue_depth" in text
+    assert 'genadapt_requests_total{path="/v1/segment",status="200"} 1.0' in text
+
+
+def test_default_png_is_train_ids_at_twice_the_network_size(client, model_path):
+    data = jpeg()
+    response = post(client, data)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    labels = np.asarray(Image.open(io.BytesIO(response.content)))
+    assert labels.shape == (64, 128) and labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels, expected_labels(model_path, data))
+    assert "inference;dur=" in response.headers["server-timing"]
+
+
+def test_every_format_and_size(client, model_path):
+    data = jpeg(150, 100)
+    expected = expected_labels(model_path, data)
+    color = post(client, data, format="color")
+    assert np.asarray(Image.open(io.BytesIO(color.content))).shape == (64, 128, 3)
+    over = post(client, data, format="overlay")
+    assert over.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(over.content)).size == (128, 64)
+    npy = np.load(io.BytesIO(post(client, data, format="npy").content))
+    np.testing.assert_array_equal(npy, expected)
+    body = post(client, data, format="json").json()
+    assert (body["width"], body["height"]) == (128, 64)
+    assert abs(sum(c["fraction"] for c in body["classes"]) - 1) < 1e-4
+    for c in body["classes"]:  # the RLE decodes back to the class mask
+        mask = np.repeat(np.arange(len(c["rle"])) % 2 == 1, c["rle"]).reshape(64, 128)
+        np.testing.assert_array_equal(mask, expected == c["id"])
+    at_input = post(client, data, size="input")
+    assert Image.open(io.BytesIO(at_input.content)).size == (150, 100)
+    with_overlay = post(client, data, format="json", overlay="true").json()
+    assert len(with_overlay["overlay_jpeg_base64"]) > 100
+
+
+def test_multipart_upload(client, model_path):
+    data = jpeg(seed=3)
+    response = client.post("/v1/segment", files={"file": ("x.jpg", data, "image/jpeg")})
+    assert response.status_code == 200
+    labels = np.asarray(Image.open(io.BytesIO(response.content)))
+    np.testing.assert_array_equal(labels, expected_labels(model_path, data))
+
+
+def header_bomb(width=20_000, height=20_000) -> bytes:
+    def chunk(kind, body):
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 99)) \
+        + chunk(b"IEND", b"")  # fmt: skip
+
+
+def exif_rotated() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return jpeg(120, 60, exif=exif.tobytes())
+
+
+def bad_inputs():
+    good_png = png(np.zeros((40, 40, 3), np.uint8))
+    return [
+        ("truncated png", good_png[: len(good_png) // 2], "image/png", 422),
+        ("random bytes", np.random.default_rng(0).bytes(5000), "image/jpeg", 422),
+        ("zero bytes", b"", "image/png", 422),
+        ("header bomb", header_bomb(), "image/png", 413),
+        ("text", b"hello", "text/plain", 415),
+        ("json", b"{}", "application/json", 415),
+    ]
+
+
+def odd_but_valid_inputs():
+    gray16 = png((np.arange(64 * 48).reshape(48, 64) * 20).astype(np.uint16))
+    return [
+        ("1x1", png(np.zeros((1, 1, 3), np.uint8)), "image/png"),
+        ("cmyk jpeg", jpeg(mode="CMYK"), "image/jpeg"),
+        ("16-bit png", gray16, "image/png"),
+        ("exif-rotated jpeg", exif_rotated(), "image/jpeg"),
+    ]
+
+
+@pytest.mark.parametrize("name,data,content_type,status", bad_inputs())
+def test_bad_input_is_refused_and_the_next_request_succeeds(client, name, data, content_type,
+                                                            status):  # fmt: skip
+    response = post(client, data, content_type)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["status"] == status and error["message"] and error["code"]
+    assert post(client, jpeg()).status_code == 200
+
+
+@pytest.mark.parametrize("name,data,content_type", odd_but_valid_inputs())
+def test_unusual_images_are_segmented(client, name, data, content_type):
+    response = post(client, data, content_type, size="input")
+    assert response.status_code == 200, response.text
+    size = Image.open(io.BytesIO(response.content)).size
+    assert size == Image.open(io.BytesIO(data)).size or name == "exif-rotated jpeg"
+    if name == "exif-rotated jpeg":
+        assert size == (60, 120)  # upright: rotated by its EXIF orientation
+
+
+def test_upload_limit_is_enforced_while_reading(make_client):
+    client = make_client(max_upload_bytes=10_000)
+    wait_ready(client)
+
+    def chunks():  # no Content-Length: the limit must apply as the bytes arrive
+        for _ in range(100):
+            yield b"\0" * 4096
+
+    response = client.post("/v1/segment", content=chunks(), headers={"content-type": "image/png"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    big = post(client, b"\0" * 20_000, "image/png")
+    assert big.status_code == 413
+    assert post(client, jpeg(40, 30)).status_code == 200
+
+
+def test_memory_does_not_grow_with_bad_requests(client):
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    for _ in range(5):  # warm every code path first
+        for _, data, content_type, _ in bad_inputs():
+            post(client, data, content_type)
+    before = rss_mb()
+    for _ in range(20):
+        for _, data, content_type, _ in bad_inputs():
+            post(client, data, content_type)
+    assert rss_mb() - before < 40
+    assert post(client, jpeg()).status_code == 200
+
+
+def test_api_key(make_client):
+    client = make_client(api_key="s3cret")
+    wait_ready(client)
+    assert post(client, jpeg()).status_code == 401
+    assert client.get("/v1/model").status_code == 401
+    ok = client.post("/v1/segment", content=jpeg(),
+                     headers={"content-type": "image/jpeg", "x-api-key": "s3cret"})  # fmt: skip
+    assert ok.status_code == 200
+    bearer = client.get("/v1/model", headers={"authorization": "Bearer s3cret"})
+    assert bearer.status_code == 200
+    assert client.get("/healthz").status_code == 200  # probes need no key
+
+
+def test_readiness_before_and_after_warm_up(make_client, model_path):
+    gate = threading.Event()
+
+    def slow_load():
+        gate.wait(30)
+        return load_segmenter(model_path)
+
+    client = make_client(load=slow_load)
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    loading = post(client, jpeg())
+    assert loading.status_code == 503 and loading.headers["retry-after"] == "5"
+    gate.set()
+    wait_ready(client)
+    assert post(client, jpeg()).status_code == 200
+
+
+def test_failed_model_load_is_reported(make_client):
+    def broken():
+        raise ValueError("weights do not match")
+
+    client = make_client(load=broken)
+    time.sleep(0.2)
+    response = client.get("/readyz")
+    assert (
+        response.status_code == 503
+        and "weights do not match" in response.json()["error"]["message"]
+    )
+
+
+def test_concurrent_clients_get_the_labels_predict_writes(client, model_path, tmp_path):
+    images = [jpeg(100 + 10 * i, 60 + 5 * i, seed=i) for i in range(8)]
+    for i, data in enumerate(images):
+        (tmp_path / f"img{i}.jpg").write_bytes(data)
+    assert predict_cli([str(model_path), str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    expected = [np.asarray(Image.open(tmp_path / f"out/img{i}_labels.png")) for i in range(8)]
+
+    def one(i):
+        response = post(client, images[i % 8])
+        return i % 8, response.status_code, response.content, response.headers["x-batch-size"]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(32)))
+    assert all(status == 200 for _, status, _, _ in results)
+    for i, _, content, _ in results:
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(content))), expected[i])
+
+
+def test_queue_full_and_timeout(make_client, model_path):
+    gate = threading.Event()
+    base = TorchSegmenter.from_checkpoint(varied_checkpoint())
+    client = make_client(load=lambda: SlowSegmenter(base, gate), max_queue=2, max_batch=1,
+                         request_timeout_s=1.0)  # fmt: skip
+    wait_ready(client)
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(post, client, jpeg()) for _ in range(6)]
+        time.sleep(0.5)
+        statuses = sorted(f.result().status_code for f in futures)
+        gate.set()
+    # One batch runs (stuck at the gate), two wait in the queue, the rest are turned away;
+    # the stuck ones time out after 1 s.
+    assert statuses.count(503) >= 3 and set(statuses) <= {503, 504, 200}
+    busy = [f.result() for f in futures if f.result().status_code == 503]
+    assert busy[0].headers["retry-after"] == "1" and busy[0].json()["error"]["code"] == "busy"
+    assert 504 in statuses
+    deadline = time.time() + 10  # the worker drains what is left, skipping timed-out jobs
+    while (status := post(client, jpeg()).status_code) == 503 and time.time() < deadline:
+        time.sleep(0.1)
+    assert status == 200
+
+
+def test_openapi_documents_media_types(client):
+    spec = client.get("/openapi.json").json()
+    segment = spec["paths"]["/v1/segment"]["post"]
+    assert {"image/png", "image/jpeg", "application/json", "application/x-npy"} <= set(
+        segment["responses"]["200"]["content"])  # fmt: skip
+    assert "multipart/form-data" in segment["requestBody"]["content"]
+    assert {"413", "415", "422", "503", "504"} <= set(segment["responses"])
+
+
+def test_run_lengths():
+    mask = np.array([[0, 1, 1], [1, 0, 0]], bool)
+    assert run_lengths(mask) == [1, 3, 2]
+    assert run_lengths(np.ones(3, bool)) == [0, 3]
+    assert json.dumps(run_lengths(mask))
