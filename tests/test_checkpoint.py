@@ -13,7 +13,7 @@ from genadapt.checkpoint import (
 from genadapt.labels import CITYSCAPES19, SYNTHIA16
 from genadapt.model import build_model
 
-from conftest import TINY, TINY_INPUT, make_checkpoint
+from helpers import TINY, TINY_INPUT, make_checkpoint
 
 
 def test_round_trip_restores_everything(tmp_path):

@@ -12,8 +12,8 @@ from genadapt.labels import CAMVID10, CITYSCAPES19, SYNTHIA13, SYNTHIA16
 from genadapt.model import build_model
 from genadapt.runtime import TorchSegmenter
 
-from conftest import TINY, make_checkpoint
 from fake_datasets import write_camvid, write_cityscapes
+from helpers import TINY, make_checkpoint
 
 CAR = CITYSCAPES19.names.index("car")
 

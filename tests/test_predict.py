@@ -9,7 +9,7 @@ from PIL import Image
 from genadapt.labels import CITYSCAPES19
 from genadapt.predict import cli
 
-from conftest import TINY_INPUT
+from helpers import TINY_INPUT
 
 OUTPUT_SIZE = (2 * TINY_INPUT[0], 2 * TINY_INPUT[1])  # (W, H): twice the network size
 

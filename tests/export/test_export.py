@@ -19,7 +19,7 @@ from genadapt.runtime import TorchSegmenter, load_segmenter
 from genadapt.runtime.onnx_backend import OnnxSegmenter
 from genadapt.sidecar import SidecarError, check_engine_compatible, load_sidecar
 
-from conftest import make_checkpoint
+from helpers import make_checkpoint
 
 
 def trained_like_checkpoint(size=(64, 32), padding="pad1", seed=0) -> Checkpoint:

@@ -15,7 +15,7 @@ from genadapt.predict import cli as predict_cli
 from genadapt.runtime import TorchSegmenter, load_segmenter
 from genadapt.serve.outputs import run_lengths
 
-from conftest import SlowSegmenter, varied_checkpoint, wait_ready
+from serve_helpers import SlowSegmenter, varied_checkpoint, wait_ready
 
 
 def jpeg(w=160, h=90, seed=0, mode="RGB", **save) -> bytes:
