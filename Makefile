@@ -1,10 +1,21 @@
 # Two commands on a fresh machine: `make demo` (the main job, end to end) and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
 # The CPU build of PyTorch; on a CUDA machine run e.g. `make setup TORCH=torch` to take pip's default.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup test lint clean
+# The demo: built-in scenes → source-only and adapted models → evaluation → ONNX export with its
+# parity gate → one image through the HTTP service → a results table. About 6 minutes on 2 cores.
+OUT ?= demo-out
+DEMO_PRESET ?= cpu-demo
+DEMO_PORT ?= 8765
+# The README's results: three seeds of each model at a larger preset (about an hour on 2 cores).
+RESULTS ?= results-out
+RESULTS_PRESET ?= cpu-small
+SEEDS ?= 1 2 3
+
+.PHONY: setup test lint demo results clean
 
 setup: $(VENV)/.installed
 
@@ -19,8 +30,56 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# train DIR PRESET VARIANT SEED DATA: one run folder, then its evaluation on target and unseen.
+define train_and_eval
+	$(BIN)/genadapt-train --preset $(2) --variant $(3) --seed $(4) \
+	  --source-root $(5)/source --target-root $(5)/target --out $(1)
+	$(BIN)/genadapt-eval $(1)/checkpoint.pt --dataset cityscapes --root $(5)/target \
+	  --split val --name target --out $(1)/eval
+	$(BIN)/genadapt-eval $(1)/checkpoint.pt --dataset cityscapes --root $(5)/unseen \
+	  --split val --name unseen --out $(1)/eval
+endef
+
+demo: setup
+	rm -rf $(OUT)
+	$(BIN)/genadapt-data scenes --out $(OUT)/data --size 512x256 --source 400 \
+	  --target-train 400 --target-val 60 --unseen 60
+	$(call train_and_eval,$(OUT)/runs/source-only,$(DEMO_PRESET),source-only,1,$(OUT)/data)
+	$(call train_and_eval,$(OUT)/runs/adapted,$(DEMO_PRESET),full,1,$(OUT)/data)
+	$(BIN)/genadapt-export $(OUT)/runs/adapted/checkpoint.pt --out $(OUT)/export
+	$(BIN)/genadapt-serve $(OUT)/export/model.labels.onnx --port $(DEMO_PORT) & \
+	  server=$$!; trap "kill $$server 2>/dev/null" EXIT; \
+	  $(PY) -m genadapt.serve.client http://127.0.0.1:$(DEMO_PORT) \
+	    $(OUT)/data/target/leftImg8bit/val/synthtown/synthtown_000000_000019_leftImg8bit.png \
+	    --out $(OUT)/served
+	$(BIN)/genadapt-eval table --out $(OUT)/results.md \
+	  source-only:target=$(OUT)/runs/source-only/eval/target.json \
+	  source-only:unseen=$(OUT)/runs/source-only/eval/unseen.json \
+	  adapted:target=$(OUT)/runs/adapted/eval/target.json \
+	  adapted:unseen=$(OUT)/runs/adapted/eval/unseen.json
+	@echo "Everything is in $(OUT)/: data, runs (curves.png, checkpoints), export, served, results.md"
+
+results: setup
+	rm -rf $(RESULTS)
+	$(BIN)/genadapt-data scenes --out $(RESULTS)/data --size 512x256 --source 600 \
+	  --target-train 600 --target-val 100 --unseen 100
+	$(foreach seed,$(SEEDS),\
+	  $(call train_and_eval,$(RESULTS)/source-only-$(seed),$(RESULTS_PRESET),source-only,$(seed),$(RESULTS)/data)$(newline)\
+	  $(call train_and_eval,$(RESULTS)/adapted-$(seed),$(RESULTS_PRESET),full,$(seed),$(RESULTS)/data)$(newline))
+	$(BIN)/genadapt-eval retrieval $(RESULTS)/source-only-1/checkpoint.pt \
+	  $(RESULTS)/adapted-1/checkpoint.pt --source gta5 $(RESULTS)/data/source \
+	  --target cityscapes $(RESULTS)/data/target --out $(RESULTS)/retrieval
+	$(BIN)/genadapt-eval table --out $(RESULTS)/results.md \
+	  $(foreach seed,$(SEEDS),$(foreach m,source-only adapted,$(foreach d,target unseen,\
+	    $(m):$(d)=$(RESULTS)/$(m)-$(seed)/eval/$(d).json)))
+
+define newline
+
+
+endef
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

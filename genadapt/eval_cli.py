@@ -17,6 +17,7 @@ import numpy as np
 from genadapt.checkpoint import Checkpoint, load_checkpoint
 from genadapt.cli import run_cli, setup_logging
 from genadapt.datasets import DATASET_KINDS, SegmentationDataset
+from genadapt.errors import GenadaptError
 from genadapt.evaluate import evaluate, markdown_table, write_report
 from genadapt.fileio import atomic_write_bytes
 from genadapt.imaging import UPSAMPLE_MODES
@@ -126,8 +127,60 @@ def _unique_name(path: Path, taken: dict) -> str:
     return name if name not in taken else f"{name}_{len(taken)}"
 
 
+def get_table_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genadapt-eval table",
+        description="One Markdown table of mIoU from eval JSON reports; a METHOD:DATASET given "
+        "several times (one per seed) is shown as mean ± standard deviation.",
+    )
+    parser.add_argument("reports", nargs="+", metavar="METHOD:DATASET=REPORT.json")
+    parser.add_argument("--subset", default="cityscapes19", help="which mIoU to show")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    return parser
+
+
+def main_table(args: argparse.Namespace) -> int:
+    values: dict[tuple[str, str], list[float]] = {}
+    for spec in args.reports:
+        key, sep, path = spec.partition("=")
+        method, colon, dataset = key.partition(":")
+        if not (sep and colon):
+            raise GenadaptError(f"expected METHOD:DATASET=REPORT.json, got {spec!r}")
+        report = json.loads(Path(path).read_text())
+        if args.subset not in report["miou"]:
+            raise GenadaptError(f"{path} has no mIoU over {args.subset}: {list(report['miou'])}")
+        values.setdefault((method, dataset), []).append(report["miou"][args.subset])
+    table = mean_std_table(values, args.subset)
+    print(table, end="")
+    if args.out:
+        atomic_write_bytes(args.out, table.encode())
+    return 0
+
+
+def mean_std_table(values: dict[tuple[str, str], list[float]], subset: str) -> str:
+    methods = list(dict.fromkeys(m for m, _ in values))
+    datasets = list(dict.fromkeys(d for _, d in values))
+    rows = [f"| mIoU ({subset}) | {' | '.join(datasets)} |", "|---|" + "---|" * len(datasets)]
+    for method in methods:
+        cells = []
+        for dataset in datasets:
+            v = np.asarray(values.get((method, dataset), []), dtype=float)
+            if v.size == 0:
+                cells.append("–")
+            elif v.size == 1:
+                cells.append(f"{v[0]:.1f}")
+            else:
+                cells.append(f"{v.mean():.1f} ± {v.std(ddof=1):.1f} (n={v.size})")
+        rows.append(f"| {method} | {' | '.join(cells)} |")
+    return "\n".join(rows) + "\n"
+
+
 def cli(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "table":
+        args = get_table_parser().parse_args(argv[1:])
+        setup_logging(False)
+        return run_cli("genadapt-eval table", lambda: main_table(args))
     if argv and argv[0] == "retrieval":
         args = get_retrieval_parser().parse_args(argv[1:])
         setup_logging(args.verbose)

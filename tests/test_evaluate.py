@@ -96,3 +96,17 @@ def test_retrieval_cli(tmp_path):
     result = json.loads((tmp_path / "ret/retrieval.json").read_text())["run_a"]
     assert result["k"] == [1, 4] and 0 <= result["A_k"][1] <= 4
     assert (tmp_path / "ret/retrieval.png").stat().st_size > 1000
+
+
+def test_table_of_means_over_seeds(tmp_path, capsys):
+    specs = []
+    for method, values in (("source-only", [10.0, 14.0]), ("adapted", [20.0])):
+        for i, v in enumerate(values):
+            path = tmp_path / f"{method}{i}.json"
+            path.write_text(json.dumps({"miou": {"cityscapes19": v}}))
+            specs.append(f"{method}:target={path}")
+    assert cli(["table", *specs, "--out", str(tmp_path / "t.md")]) == 0
+    table = capsys.readouterr().out
+    assert "| source-only | 12.0 ± 2.8 (n=2) |" in table and "| adapted | 20.0 |" in table
+    assert (tmp_path / "t.md").read_text() == table
+    assert cli(["table", "no-colon=x.json"]) == 2

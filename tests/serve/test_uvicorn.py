@@ -114,3 +114,14 @@ def test_web_page_in_headless_chromium(server, tmp_path):
         page.screenshot(path=str(tmp_path / "page.png"))
         browser.close()
     assert width == 128
+
+
+def test_client_module_against_the_server(server, tmp_path):
+    from genadapt.serve.client import cli as client_cli
+
+    url, _ = server
+    (tmp_path / "street.jpg").write_bytes(photo(3))
+    assert client_cli([url, str(tmp_path / "street.jpg"), "--out", str(tmp_path / "out")]) == 0
+    labels = Image.open(tmp_path / "out/street_labels.png")
+    assert labels.size == (128, 64) and labels.mode == "L"
+    assert Image.open(tmp_path / "out/street_overlay.jpg").size == (128, 64)
