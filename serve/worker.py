@@ -36,6 +36,10 @@ class InferenceWorker:
         self.segmenter = segmenter
         self.max_batch, self.batch_delay_s = max_batch, batch_delay_s
         self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
+        # Requests being decoded, about to be submitted: worth waiting for; when there are
+        # none, a lone request runs at once instead of paying the batching delay.
+        self._incoming = 0
+        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name="genadapt-inference", daemon=True)
         self.thread.start()
 
@@ -46,6 +50,10 @@ class InferenceWorker:
         except queue.Full:
             raise QueueFullError from None
         return job
+
+    def incoming(self, delta: int) -> None:
+        with self._lock:
+            self._incoming += delta
 
     def depth(self) -> int:
         return self.jobs.qsize()
@@ -61,7 +69,9 @@ class InferenceWorker:
             if first is None:
                 return
             batch = [first]
-            deadline = time.perf_counter() + self.batch_delay_s
+            with self._lock:
+                nothing_coming = self._incoming == 0 and self.jobs.empty()
+            deadline = time.perf_counter() + (0.0 if nothing_coming else self.batch_delay_s)
             stop = False
             while len(batch) < self.max_batch:
                 try:

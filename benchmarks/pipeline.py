@@ -1,0 +1,99 @@
+"""`genadapt-bench pipeline`: a 2048×1024 JPEG on the host → a label map on the host, by stage.
+
+decode (Pillow, JPEG draft mode straight to about the network size) → pre-process (resize to
+the network size) → network → post-process (×2 upsample + argmax) → copy to the host → PNG
+encode. ONNX Runtime's labels flavour fuses network and post-processing in one graph.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from genadapt.benchmarks.timing import environment, summarize, sync
+from genadapt.checkpoint import Checkpoint
+from genadapt.imaging import decode_image, encode_png, logits_to_labels, resize_rgb
+from genadapt.runtime.onnx_backend import OnnxSegmenter
+from genadapt.runtime.torch_backend import TorchSegmenter
+from genadapt.scenes.generate import SceneSpec, make_scene
+
+
+def sample_jpeg(size=(2048, 1024)) -> bytes:
+    rgb, _ = make_scene(SceneSpec("target", "val", 0, size, seed=5))
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _torch_stages(seg: TorchSegmenter, batch: np.ndarray) -> dict[str, float]:
+    dev = seg.torch_device
+    times = {}
+    t = time.perf_counter()
+    image = torch.from_numpy(batch).to(dev)
+    x = image.permute(0, 3, 1, 2).float().div_(255).sub_(seg.mean).div_(seg.std)
+    if dev.type == "cuda":
+        x = x.to(seg.dtype).contiguous(memory_format=torch.channels_last)
+    sync(dev)
+    times["upload+normalize"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with torch.inference_mode():
+        logits = seg.model(x)
+    sync(dev)
+    times["network"] = time.perf_counter() - t
+    t = time.perf_counter()
+    labels = logits_to_labels(logits, seg.output_size, seg.upsample)
+    sync(dev)
+    times["post-process"] = time.perf_counter() - t
+    t = time.perf_counter()
+    labels.cpu().numpy()
+    times["copy"] = time.perf_counter() - t
+    return times
+
+
+def run_pipeline(checkpoint: Checkpoint, backends: list[str], reps: int, device: str) -> dict:
+    data = sample_jpeg()
+    results = {
+        "environment": environment(device),
+        "input": "2048x1024 JPEG q90",
+        "network_size": list(checkpoint.input_size),
+        "backends": {},
+    }
+    for backend in backends:
+        if backend == "torch":
+            seg = TorchSegmenter.from_checkpoint(checkpoint, device, cuda_graphs=False)
+        else:
+            try:
+                ort_device = "cuda" if device.startswith("cuda") else "cpu"
+                seg = OnnxSegmenter.from_checkpoint(checkpoint, ort_device)
+            except Exception as exc:  # reported as skipped with the reason, never as zero
+                results["backends"][backend] = {"skipped": str(exc)}
+                continue
+        stages: dict[str, list[float]] = {}
+        for rep in range(reps + 2):  # two warm-up passes
+            times = {}
+            t = time.perf_counter()
+            rgb = decode_image(data, draft_size=seg.output_size)
+            times["decode"] = time.perf_counter() - t
+            t = time.perf_counter()
+            batch = resize_rgb(rgb, seg.input_size)[None]
+            times["pre-process"] = time.perf_counter() - t
+            if backend == "torch":
+                times |= _torch_stages(seg, batch)
+                labels = seg.run(batch, seg.output_size)[0]
+            else:
+                t = time.perf_counter()
+                labels = seg.run(batch, seg.output_size)[0]
+                times["network+post-process+copy"] = time.perf_counter() - t
+            t = time.perf_counter()
+            encode_png(labels)
+            times["png encode"] = time.perf_counter() - t
+            times["total"] = sum(times.values())
+            if rep >= 2:
+                for k, v in times.items():
+                    stages.setdefault(k, []).append(v)
+        results["backends"][backend] = {k: summarize(v) for k, v in stages.items()}
+    return results

@@ -1,0 +1,106 @@
+"""Markdown tables and a PNG chart from benchmark JSON, with the paper's numbers beside ours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def table3_markdown(results: dict) -> str:
+    env = results["environment"]
+    cfg = results["config"]
+    lines = [
+        f"# Table 3 on {env['device']}",
+        "",
+        f"torch {env['torch']}, onnxruntime {env.get('onnxruntime', '–')}; F+C width "
+        f"{cfg['width']} (training width {cfg['train_width']}), padding {cfg['padding']}. "
+        "p50 of repeated calls after warm-up, device synchronized.",
+        "",
+        "## Training: seconds per iteration (batch 1)",
+        "",
+        "| size | paper | full D→G→F/C | speed-up | source-only | precision | peak MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for entry in results["sizes"]:
+        size = "×".join(map(str, entry["size"]))
+        paper = (entry["paper"] or {}).get("train_s")
+        full, source = entry["train"]["full"], entry["train"]["source-only"]
+        ours = full["p50_ms"] / 1000
+        speedup = f"{paper / ours:.1f}×" if paper else "–"
+        lines.append(
+            f"| {size} | {paper or '–'} | {ours:.3f} | {speedup} | "
+            f"{source['p50_ms'] / 1000:.3f} | {full['precision']} | {full['peak_memory_mb']} |"
+        )
+    lines += [
+        "",
+        "## Evaluation: the network F+C per image",
+        "",
+        "| size | GFLOP | backend | precision | batch | ms/image | p90 ms | p99 ms | img/s "
+        "| TFLOP/s | vs paper | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    skipped = {}
+    for entry in results["sizes"]:
+        size = "×".join(map(str, entry["size"]))
+        paper = (entry["paper"] or {}).get("eval_s")
+        for row in entry["eval"]:
+            if "skipped" in row:
+                skipped[(row["backend"], row["precision"])] = row["skipped"]
+                continue
+            ms = row["ms_per_image"]
+            speedup = f"{paper * 1000 / ms:.0f}×" if paper else "–"
+            lines.append(
+                f"| {size} | {entry['gflop']:.3g} | {row['backend']} | {row['precision']} | "
+                f"{row['batch']} | {ms:.2f} | {row['p90_ms'] / row['batch']:.2f} | "
+                f"{row['p99_ms'] / row['batch']:.2f} | {row['items_per_s']:.1f} | "
+                f"{row['tflops']:.2f} | {speedup} | {row['peak_memory_mb']} |"
+            )
+    if skipped:
+        lines += ["", "Skipped:"]
+        lines += [f"- {b} {p}: {reason}" for (b, p), reason in skipped.items()]
+    paper_rows = [
+        f"{'×'.join(map(str, e['size']))}: train {e['paper']['train_s']} s/iter, "
+        f"eval {e['paper']['eval_s']} s/image"
+        for e in results["sizes"]
+        if e["paper"]
+    ]
+    if paper_rows:
+        lines += ["", "Paper (Table 3): " + "; ".join(paper_rows) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def table3_chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    labels, values, colours = [], [], []
+    for entry in results["sizes"]:
+        size = "×".join(map(str, entry["size"]))
+        if entry["paper"]:
+            labels.append(f"{size}\npaper")
+            values.append(entry["paper"]["eval_s"] * 1000)
+            colours.append("grey")
+        for row in entry["eval"]:
+            if "skipped" not in row and row["batch"] == 1:
+                labels.append(f"{size}\n{row['backend']} {row['precision']}")
+                values.append(row["ms_per_image"])
+                colours.append("tab:blue")
+    ax.bar(range(len(values)), values, color=colours)
+    ax.set_xticks(range(len(values)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set(
+        yscale="log",
+        ylabel="ms per image (batch 1)",
+        title=f"F+C evaluation time on {results['environment']['device']}",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def rows_markdown(title: str, rows: list[dict], columns: list[str]) -> str:
+    lines = [f"## {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c, "–")) for c in columns) + " |")
+    return "\n".join(lines) + "\n"

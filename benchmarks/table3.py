@@ -1,0 +1,228 @@
+"""`genadapt-bench table3`: the paper's Table 3 timings (train s/iter, eval s/image), measured here.
+
+Training: one full D → G → F/C iteration and one source-only iteration at batch 1, as the
+trainer runs them (bf16 autocast and channels_last on CUDA). Evaluation: the network F+C alone,
+in every backend and precision available here, at batch 1 and a larger batch; backends that are
+not installed are listed as skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from genadapt.benchmarks.timing import environment, peak_memory_mb, summarize, sync, time_calls
+from genadapt.checkpoint import Checkpoint
+from genadapt.labels import CITYSCAPES19
+from genadapt.model import ModelConfig, build_model
+from genadapt.onnx_graph import export_graph
+from genadapt.trainer.adapter import Adapter, Batch
+from genadapt.trainer.config import resolve_config
+
+log = logging.getLogger(__name__)
+
+# The paper's Table 3 (SYNTHIA → Cityscapes): mIoU, train s/iteration, eval s/image.
+PAPER = {
+    (512, 256): {"source_only": 21.5, "adapted": 31.3, "train_s": 1.5, "eval_s": 0.16},
+    (640, 320): {"source_only": 23.2, "adapted": 34.5, "train_s": 2.1, "eval_s": 0.19},
+    (1024, 512): {"source_only": 26.8, "adapted": 36.1, "train_s": 2.9, "eval_s": 0.30},
+}
+
+
+@dataclass
+class BenchConfig:
+    sizes: list[tuple[int, int]]
+    width: float = 1.0
+    train_width: float = 1.0
+    padding: str = "pad1"
+    batches: tuple[int, ...] = (1, 4)
+    warmup: int = 3
+    reps: int = 30
+    train_reps: int = 10
+    budget_s: float = 20.0  # per measurement, so a slow CPU still finishes
+    device: str = "cpu"
+
+
+def gflops(width: float, padding: str, size: tuple[int, int]) -> float:
+    """FLOPs of one F+C forward at batch 1, counted on meta tensors (no compute)."""
+    with torch.device("meta"):
+        model = build_model(ModelConfig(width=width, padding=padding)).eval()
+        x = torch.empty(1, 3, size[1], size[0])
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() / 1e9
+
+
+def train_iteration(cfg: BenchConfig, size: tuple[int, int], variant: str) -> dict:
+    device = torch.device(cfg.device)
+    cuda = device.type == "cuda"
+    config = resolve_config(
+        "paper",
+        overrides={
+            "variant": variant,
+            "width": cfg.train_width,
+            "padding": cfg.padding,
+            "size": size,
+        },
+    )
+    model = build_model(ModelConfig(19, cfg.train_width, cfg.padding))
+    fmt = torch.channels_last if cuda else torch.contiguous_format
+    adapter = Adapter(model, config).to(device, memory_format=fmt).train()
+    g = torch.Generator().manual_seed(0)
+    w, h = size
+    xs01, xt01 = (torch.rand(1, 3, h, w, generator=g).to(device) for _ in range(2))
+    ys = torch.randint(0, 19, (1, h, w), generator=g).to(torch.uint8).to(device)
+    batch = Batch(xs=xs01 * 4 - 2, ys=ys, xs01=xs01, xt=xt01 * 4 - 2, xt01=xt01)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)
+
+    def step():
+        with autocast:
+            adapter.iteration(batch)
+
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.reset_peak_memory_stats()
+    samples = time_calls(step, device, cfg.warmup, cfg.train_reps, cfg.budget_s)
+    return {
+        **summarize(samples),
+        "peak_memory_mb": peak_memory_mb(device),
+        "precision": "bf16 autocast" if cuda else "fp32",
+    }
+
+
+def eval_backends(cfg: BenchConfig, size: tuple[int, int]) -> list[tuple[str, str, object]]:
+    """(backend, precision, factory(batch) → (fn, device) or a skip reason string)."""
+    cuda = cfg.device.startswith("cuda")
+    checkpoint = Checkpoint.from_model(
+        build_model(ModelConfig(19, cfg.width, cfg.padding)), CITYSCAPES19, size
+    )
+    entries: list[tuple[str, str, object]] = [("torch", "fp32", _torch(checkpoint, cfg, "fp32"))]
+    no_gpu = "no CUDA GPU on this machine"
+    for precision in ("tf32", "fp16", "fp16+cudagraph"):
+        entries.append(("torch", precision, _torch(checkpoint, cfg, precision) if cuda else no_gpu))
+    entries.append(("onnxruntime", "fp32", _onnxruntime(checkpoint, "cpu")))
+    entries.append(
+        ("onnxruntime-cuda", "fp32", _onnxruntime(checkpoint, "cuda") if cuda else no_gpu)
+    )
+    try:
+        import tensorrt  # noqa: F401
+
+        reason = "TensorRT timings come from genadapt-export --tensorrt engines (see README)"
+    except ImportError:
+        reason = "TensorRT is not installed (cannot be installed on this project's machines)"
+    entries.append(("tensorrt", "fp16", reason))
+    return entries
+
+
+def _torch(checkpoint: Checkpoint, cfg: BenchConfig, precision: str):
+    def factory(batch: int):
+        device = torch.device(cfg.device)
+        model = checkpoint.build_model().to(device)
+        x = torch.randn(batch, 3, checkpoint.input_size[1], checkpoint.input_size[0], device=device)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = (
+            precision == "tf32"
+        )
+        if precision.startswith("fp16"):
+            model = model.half().to(memory_format=torch.channels_last)
+            x = x.half().contiguous(memory_format=torch.channels_last)
+
+        def forward(inp: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return model(inp)
+
+        if precision.endswith("cudagraph"):
+            forward = _graphed(forward, x)
+        return (lambda: forward(x)), device
+
+    return factory
+
+
+def _graphed(forward: Callable, x: torch.Tensor) -> Callable:
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            forward(x)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        forward(x)
+    return lambda _x: graph.replay()
+
+
+def _onnxruntime(checkpoint: Checkpoint, device: str):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "onnxruntime is not installed"
+    if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        return "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)"
+
+    def factory(batch: int):
+        data = export_graph(
+            checkpoint.build_model(), "logits", checkpoint.input_size, checkpoint.normalization
+        )
+        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        session = ort.InferenceSession(data, providers=providers)
+        w, h = checkpoint.input_size
+        x = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32)
+        binding = session.io_binding()
+        if device == "cuda":  # device-resident input and output: time the network, not copies
+            binding.bind_ortvalue_input("input", ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+            binding.bind_output("logits", "cuda")
+        else:
+            binding.bind_cpu_input("input", x)
+            binding.bind_output("logits")
+        return (lambda: session.run_with_iobinding(binding)), torch.device(device)
+
+    return factory
+
+
+def run_table3(cfg: BenchConfig) -> dict:
+    results: dict = {
+        "environment": environment(cfg.device),
+        "config": vars(cfg).copy(),
+        "sizes": [],
+    }
+    for size in cfg.sizes:
+        flops = gflops(cfg.width, cfg.padding, size)
+        entry: dict = {
+            "size": list(size),
+            "gflop": round(flops, 2),
+            "paper": PAPER.get(tuple(size)),
+            "train": {},
+            "eval": [],
+        }
+        for variant in ("full", "source-only"):
+            log.info("train %s at %dx%d", variant, *size)
+            entry["train"][variant] = train_iteration(cfg, size, variant)
+        for backend, precision, factory in eval_backends(cfg, size):
+            for batch in cfg.batches:
+                row = {"backend": backend, "precision": precision, "batch": batch}
+                if isinstance(factory, str):
+                    entry["eval"].append(row | {"skipped": factory})
+                    continue
+                log.info("eval %s %s batch %d at %dx%d", backend, precision, batch, *size)
+                fn, device = factory(batch)
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                samples = time_calls(fn, device, cfg.warmup, cfg.reps, cfg.budget_s)
+                stats = summarize(samples, items_per_call=batch)
+                tflops = flops * batch / (stats["p50_ms"] / 1000) / 1000
+                sync(device)
+                entry["eval"].append(
+                    row
+                    | stats
+                    | {
+                        "ms_per_image": round(stats["p50_ms"] / batch, 3),
+                        "tflops": round(tflops, 3),
+                        "peak_memory_mb": peak_memory_mb(device),
+                    }
+                )
+        results["sizes"].append(entry)
+    return results

@@ -1,0 +1,64 @@
+import json
+
+import pytest
+import torch
+
+from genadapt.benchmarks.cli import cli
+from genadapt.benchmarks.table3 import gflops
+from genadapt.benchmarks.timing import summarize
+
+
+def test_percentiles_on_known_samples():
+    stats = summarize([i / 1000 for i in range(1, 101)], items_per_call=2)  # 1 … 100 ms
+    assert stats["n"] == 100 and stats["min_ms"] == 1.0
+    assert stats["p50_ms"] == pytest.approx(50.5)
+    assert stats["p90_ms"] == pytest.approx(90.1)
+    assert stats["p99_ms"] == pytest.approx(99.01)
+    assert stats["items_per_s"] == pytest.approx(2000 / 50.5, rel=1e-3)
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_flops_match_the_known_figures():
+    assert gflops(1.0, "pad1", (1024, 512)) == pytest.approx(443.4, rel=0.01)
+    assert gflops(1.0, "pad100", (1024, 512)) == pytest.approx(667.7, rel=0.01)
+
+
+def test_table3_quick_writes_every_row(tmp_path):
+    assert cli(["table3", "--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "table3.json").read_text())
+    (entry,) = results["sizes"]
+    assert set(entry["train"]) == {"full", "source-only"}
+    assert entry["train"]["full"]["p50_ms"] > 0
+    rows = {(r["backend"], r["precision"], r["batch"]): r for r in entry["eval"]}
+    expected = {(b, p) for b in ("torch",) for p in ("fp32", "tf32", "fp16", "fp16+cudagraph")}
+    expected |= {("onnxruntime", "fp32"), ("onnxruntime-cuda", "fp32"), ("tensorrt", "fp16")}
+    assert {(b, p) for b, p, _ in rows} == expected
+    for row in rows.values():
+        if "skipped" in row:  # reported with its reason, never as zero or missing
+            assert row["skipped"] and "p50_ms" not in row
+        else:
+            assert row["p50_ms"] > 0 and row["items_per_s"] > 0 and row["tflops"] > 0
+    measured = {(b, p) for (b, p, _), r in rows.items() if "skipped" not in r}
+    assert ("torch", "fp32") in measured and ("onnxruntime", "fp32") in measured
+    if not torch.cuda.is_available():
+        assert "no CUDA GPU" in rows[("torch", "fp16", 1)]["skipped"]
+    markdown = (tmp_path / "table3.md").read_text()
+    assert "| 128×64 |" in markdown and "Skipped:" in markdown and "tensorrt fp16" in markdown
+    assert (tmp_path / "table3.png").stat().st_size > 1000
+
+
+def test_pipeline_and_http_quick(tmp_path):
+    assert cli(["pipeline", "--quick", "--out", str(tmp_path)]) == 0
+    pipeline = json.loads((tmp_path / "pipeline.json").read_text())
+    assert {"decode", "pre-process", "network", "post-process", "copy", "total"} <= set(
+        pipeline["backends"]["torch"]
+    )
+    assert "network+post-process+copy" in pipeline["backends"]["onnxruntime"]
+    assert cli(["http", "--quick", "--out", str(tmp_path)]) == 0
+    http = json.loads((tmp_path / "http.json").read_text())
+    assert [lv["concurrency"] for lv in http["levels"]] == [1, 2]
+    assert all(lv["errors"] == 0 and lv["throughput_rps"] > 0 for lv in http["levels"])
+    assert {"decode", "queue", "inference", "encode", "total"} <= set(
+        http["levels"][0]["server_median_ms"]
+    )
