@@ -121,14 +121,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "val_every": 2, "num_workers": 0, "lr_decay_epochs": 1000,
     },
     "cpu-demo": {
-        "size": (256, 128), "width": 0.125, "padding": "pad1", "iterations": 400, "lr_fc": 2e-4,
-        "lr_gd": 2e-4, "source_val_count": 40, "val_images": 40, "log_every": 10,
-        "checkpoint_every": 100, "val_every": 100, "num_workers": 2, "lr_decay_epochs": 1000,
+        "size": (256, 128), "width": 0.125, "padding": "pad1", "iterations": 1000, "lr_fc": 2e-4,
+        "lr_gd": 2e-4, "source_val_count": 40, "val_images": 40, "log_every": 20,
+        "checkpoint_every": 250, "val_every": 250, "num_workers": 2, "lr_decay_epochs": 1000,
     },
     "cpu-small": {
-        "size": (256, 128), "width": 0.125, "padding": "pad1", "iterations": 1200, "lr_fc": 2e-4,
+        "size": (256, 128), "width": 0.125, "padding": "pad1", "iterations": 2000, "lr_fc": 2e-4,
         "lr_gd": 2e-4, "source_val_count": 50, "val_images": 50, "log_every": 20,
-        "checkpoint_every": 200, "val_every": 200, "num_workers": 2, "lr_decay_epochs": 1000,
+        "checkpoint_every": 250, "val_every": 250, "num_workers": 2, "lr_decay_epochs": 1000,
     },
 }  # fmt: skip
 
