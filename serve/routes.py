@@ -201,22 +201,23 @@ async def segment(
     loop = asyncio.get_running_loop()
     t0 = time.perf_counter()
     draft = seg.output_size if size == "native" else None
-    state.worker.incoming(+1)
+    state.worker.incoming(+1)  # tells the worker that a batch-mate is on its way
     try:
         rgb = await loop.run_in_executor(pool, _decode, data, settings.max_pixels, draft)
         net = await loop.run_in_executor(pool, resize_rgb, rgb, seg.input_size)
-        job = state.worker.submit(net)
     except ImageTooLargeError as exc:
         raise ServiceError(413, "too_many_pixels", str(exc)) from None
     except ImageDecodeError as exc:
         raise ServiceError(422, "bad_image", str(exc)) from None
+    finally:
+        state.worker.incoming(-1)
+    decode_s = time.perf_counter() - t0
+    try:
+        job = state.worker.submit(net)
     except QueueFullError:
         raise ServiceError(
             503, "busy", "too many requests in the queue; retry shortly", {"Retry-After": "1"}
         ) from None
-    finally:
-        state.worker.incoming(-1)
-    decode_s = time.perf_counter() - t0
     try:
         labels = await asyncio.wait_for(asyncio.wrap_future(job.future), settings.request_timeout_s)
     except TimeoutError:
