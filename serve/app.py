@@ -21,6 +21,7 @@ from genadapt.serve.metrics import ServiceMetrics
 from genadapt.serve.routes import router
 from genadapt.serve.settings import ServeSettings
 from genadapt.serve.worker import InferenceWorker
+from genadapt.sidecar import file_sha256
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -36,6 +37,7 @@ class ModelState:
         self.segmenter: Segmenter | None = None
         self.worker: InferenceWorker | None = None
         self.error: str | None = None
+        self.model_sha256: str | None = None
         self.ready = threading.Event()
 
     def start(self, metrics: ServiceMetrics) -> None:
@@ -44,6 +46,8 @@ class ModelState:
     def _load(self, metrics: ServiceMetrics) -> None:
         try:
             segmenter = self.load()
+            segmenter.set_output_scale(self.settings.output_scale)
+            self.model_sha256 = file_sha256(self.settings.model) if self.settings.model else None
             width, height = segmenter.input_size
             segmenter.run(np.zeros((1, height, width, 3), np.uint8), segmenter.output_size)
         except Exception as exc:  # reported by /readyz and every request, never swallowed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import time
 from pathlib import Path
@@ -96,20 +95,10 @@ async def model_info(request: Request, _: ApiKey) -> dict:
         ],
         **seg.describe(),
         "model": request.app.state.settings.model,
-        "model_sha256": _model_hash(request.app.state.settings.model),
+        "model_sha256": state.model_sha256,
         "versions": {"genadapt": genadapt.__version__},
         "max_batch": request.app.state.settings.max_batch,
     }
-
-
-def _model_hash(path: str) -> str | None:
-    if not path or not Path(path).is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 SEGMENT_RESPONSES = {

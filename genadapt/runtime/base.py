@@ -35,8 +35,12 @@ class Segmenter(ABC):
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.normalization = normalization
         self.upsample: Upsample = upsample
-        self.output_scale = output_scale
-        self.output_size = (self.input_size[0] * output_scale, self.input_size[1] * output_scale)
+        self.set_output_scale(output_scale)
+
+    def set_output_scale(self, scale: int) -> None:
+        """Label maps at `scale`× the network size from now on (the paper's is 2)."""
+        self.output_scale = scale
+        self.output_size = (self.input_size[0] * scale, self.input_size[1] * scale)
 
     def segment(
         self, images: list[np.ndarray], output_size: tuple[int, int] | None = None

@@ -284,3 +284,11 @@ def test_run_lengths():
     assert run_lengths(mask) == [1, 3, 2]
     assert run_lengths(np.ones(3, bool)) == [0, 3]
     assert json.dumps(run_lengths(mask))
+
+
+def test_output_scale_setting(make_client):
+    client = make_client(output_scale=1)
+    wait_ready(client)
+    response = post(client, jpeg())
+    assert Image.open(io.BytesIO(response.content)).size == (64, 32)
+    assert client.get("/v1/model").json()["output_size"] == [64, 32]
