@@ -5,6 +5,7 @@
     RUN/checkpoint.pt   F+C in the genadapt checkpoint format: what export and serve read
     RUN/resume.pt       everything needed to continue: F+C, G, D, optimizers, RNG, step
     RUN/curves.png      losses and source-val mIoU, refreshed with each checkpoint
+    RUN/reconstructions.png   what G makes of F's embedding of a source and a target image
 
 resume.pt alone defines the state to resume from and is replaced atomically, so a run killed at
 any moment continues from its last save and loses only the iterations since.
@@ -22,8 +23,9 @@ import torch
 from genadapt.checkpoint import Checkpoint, save_checkpoint
 from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write, atomic_write_bytes, load_weights_only
+from genadapt.imaging import encode_png
 from genadapt.labels import get_label_space
-from genadapt.trainer.adapter import Adapter
+from genadapt.trainer.adapter import Adapter, Batch
 from genadapt.trainer.config import TrainConfig, save_yaml
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,22 @@ class RunFolder:
         if not isinstance(state, dict) or state.get("version") != RESUME_VERSION:
             raise RunError(f"{self.resume_path} is not a version {RESUME_VERSION} resume file")
         return state
+
+    def save_reconstructions(self, adapter: Adapter, batch: Batch) -> None:
+        """What G makes of F's embedding: Xs | G(F(Xs)) | Xt | G(F(Xt)), one row per image."""
+        if adapter.G is None or batch.xt is None:
+            return
+        was_training = adapter.training
+        adapter.eval()
+        with torch.no_grad():
+            size = (batch.xs.shape[-2], batch.xs.shape[-1])
+            feats = adapter.fc.embed(torch.cat([batch.xs[:1], batch.xt[:1]]))
+            fake = adapter.G(feats, size).float()
+        adapter.train(was_training)
+        tiles = [batch.xs01[:1].float(), fake[:1], batch.xt01[:1].float(), fake[1:]]
+        grid = torch.cat([t[0] for t in tiles], dim=2)  # (3, H, 4W)
+        array = (grid.clamp(0, 1) * 255).byte().permute(1, 2, 0).cpu().numpy()
+        atomic_write_bytes(self.path / "reconstructions.png", encode_png(array))
 
     def plot_curves(self) -> None:
         """Loss curves and source-val mIoU; a plotting failure never stops training."""

@@ -191,8 +191,9 @@ def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
             if step >= config.iterations:
                 break
             adapter.set_fc_lr(fc_lr_factor(step, config, data.epoch_length))
+            batch = to_batch(src, tgt)
             with autocast:
-                losses = adapter.iteration(to_batch(src, tgt))
+                losses = adapter.iteration(batch)
             done = step + 1
             progress.update(1)
             logger.add(losses, done, adapter.opt_fc.param_groups[0]["lr"], progress)
@@ -206,6 +207,7 @@ def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
             if done % config.checkpoint_every == 0 or last:
                 run.save(adapter, config, done, metrics)
                 run.plot_curves()
+                run.save_reconstructions(adapter, batch)
             if stopper.requested:
                 log.warning("stopped at step %d; continue with --resume %s", done, run.path)
                 metrics["interrupted"] = True

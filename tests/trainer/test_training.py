@@ -114,6 +114,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(data, tmp_path):
     saved_step = torch.load(killed / "resume.pt", weights_only=True)["step"]
     assert 10 <= saved_step < 80
     assert cli(["--resume", str(killed)]) == 0
+    recon = Image.open(killed / "reconstructions.png")  # Xs | G(F(Xs)) | Xt | G(F(Xt))
+    assert recon.size == (4 * 64, 32)
 
     for key, value in final_weights(straight).items():
         assert torch.equal(value, final_weights(killed)[key]), key
