@@ -134,6 +134,21 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         raise UnsupportedImageError(f"unsupported pixel mode {mode!r}: {exc}") from None
 
 
+def network_input(
+    data: bytes, size: tuple[int, int], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """The network's view of an encoded image: decoded (JPEG at reduced scale) and resized to
+    `size` = (W, H). Every command builds its input this way, so they all agree label for label."""
+    return resize_rgb(decode_image(data, max_pixels, draft_size=size), size)
+
+
+def probe_size(data: bytes) -> tuple[int, int]:
+    """(W, H) of an encoded image as displayed (EXIF rotation applied), read from its header."""
+    with Image.open(io.BytesIO(data)) as img:
+        width, height = img.size
+        return (height, width) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (width, height)
+
+
 def read_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs) -> np.ndarray:
     with open(path, "rb") as f:
         return decode_image(f.read(), max_pixels=max_pixels, **kwargs)

@@ -25,10 +25,11 @@ from genadapt.imaging import (
     UPSAMPLE_MODES,
     ImageDecodeError,
     colorize,
+    decode_image,
     encode_jpeg,
     encode_png,
+    network_input,
     overlay,
-    read_image,
 )
 from genadapt.runtime import BACKENDS, load_segmenter
 
@@ -106,15 +107,16 @@ def main(args: argparse.Namespace) -> int:
         raise GenadaptError("no images found in the given inputs")
     segmenter = load_segmenter(args.model, args.backend, args.device, args.upsample)
     palette = segmenter.label_space.palette_array()
-    # JPEG can decode at reduced scale; never below the overlay's output size.
-    draft = segmenter.output_size
     failures: dict[str, str] = {}
     progress = tqdm(total=len(jobs), unit="img", desc="segment")
     for start in range(0, len(jobs), args.batch_size):
-        batch, images = [], []
+        batch, inputs, photos = [], [], []
         for job in jobs[start : start + args.batch_size]:
             try:
-                images.append(read_image(job.source, args.max_pixels, draft_size=draft))
+                data = job.source.read_bytes()
+                inputs.append(network_input(data, segmenter.input_size, args.max_pixels))
+                # The overlay's photo, decoded at (at least) the output size.
+                photos.append(decode_image(data, args.max_pixels, draft_size=segmenter.output_size))
                 batch.append(job)
             except (ImageDecodeError, OSError) as exc:
                 failures[str(job.source)] = str(exc)
@@ -122,7 +124,7 @@ def main(args: argparse.Namespace) -> int:
                 progress.update(1)
         if not batch:
             continue
-        for job, rgb, labels in zip(batch, images, segmenter.segment(images), strict=True):
+        for job, rgb, labels in zip(batch, photos, segmenter.segment(inputs), strict=True):
             write_outputs(args.out, job.stem, rgb, labels, palette)
             progress.update(1)
     progress.close()

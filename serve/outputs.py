@@ -58,12 +58,12 @@ def summary(labels: np.ndarray, space: LabelSpace, with_rle: bool = True) -> dic
 def encode(
     fmt: str,
     labels: np.ndarray,
-    rgb: np.ndarray,
+    rgb: np.ndarray | None,
     space: LabelSpace,
     png_level: int,
     with_overlay: bool = False,
 ) -> bytes | dict:
-    """The response body (bytes, or a dict for json) in `fmt`."""
+    """The response body (bytes, or a dict for json) in `fmt`; `rgb` is needed for overlays."""
     palette = space.palette_array()
     if fmt == "png":
         return encode_png(labels, png_level)

@@ -8,14 +8,19 @@ import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import UploadFile
 
 import genadapt
-from genadapt.imaging import ImageDecodeError, ImageTooLargeError, decode_image, resize_rgb
+from genadapt.imaging import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    decode_image,
+    network_input,
+    probe_size,
+)
 from genadapt.serve.errors import ERROR_EXAMPLE, ServiceError
 from genadapt.serve.outputs import FORMATS, encode, resize_labels
 from genadapt.serve.worker import QueueFullError
@@ -189,11 +194,12 @@ async def segment(
     seg = state.segmenter
     loop = asyncio.get_running_loop()
     t0 = time.perf_counter()
-    draft = seg.output_size if size == "native" else None
+    photo_needed = format == "overlay" or (format == "json" and overlay)
     state.worker.incoming(+1)  # tells the worker that a batch-mate is on its way
     try:
-        rgb = await loop.run_in_executor(pool, _decode, data, settings.max_pixels, draft)
-        net = await loop.run_in_executor(pool, resize_rgb, rgb, seg.input_size)
+        net, photo, shape = await loop.run_in_executor(
+            pool, _decode, data, settings.max_pixels, seg, photo_needed
+        )
     except ImageTooLargeError as exc:
         raise ServiceError(413, "too_many_pixels", str(exc)) from None
     except ImageDecodeError as exc:
@@ -215,9 +221,9 @@ async def segment(
             504, "timeout", f"no result within {settings.request_timeout_s} s"
         ) from None
     t1 = time.perf_counter()
-    out_size = seg.output_size if size == "native" else (rgb.shape[1], rgb.shape[0])
+    out_size = seg.output_size if size == "native" else shape
     body = await loop.run_in_executor(
-        pool, _encode, format, labels, rgb, out_size, seg, settings.png_compression, overlay
+        pool, _encode, format, labels, photo, out_size, seg, settings.png_compression, overlay
     )
     encode_s = time.perf_counter() - t1
     timings = {
@@ -265,8 +271,15 @@ async def _read_image_bytes(request: Request) -> bytes:
     )
 
 
-def _decode(data: bytes, max_pixels: int, draft: tuple[int, int] | None) -> np.ndarray:
-    return decode_image(data, max_pixels=max_pixels, draft_size=draft)
+def _decode(data: bytes, max_pixels: int, seg, photo_needed: bool):
+    """(network input, the photo when the response shows it, the upload's (W, H)).
+
+    The network input is built exactly as genadapt-predict builds it (JPEG decoded at reduced
+    scale, then resized), so the service and the CLI return the same labels.
+    """
+    net = network_input(data, seg.input_size, max_pixels)
+    photo = decode_image(data, max_pixels, draft_size=seg.output_size) if photo_needed else None
+    return net, photo, probe_size(data)
 
 
 def _encode(fmt, labels, rgb, out_size, seg, png_level, with_overlay):

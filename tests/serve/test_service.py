@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genadapt.imaging import decode_image
+from genadapt.imaging import network_input
 from genadapt.predict import cli as predict_cli
 from genadapt.runtime import TorchSegmenter, load_segmenter
 from genadapt.serve.outputs import run_lengths
@@ -38,7 +38,9 @@ def post(client, data: bytes, content_type="image/jpeg", **params):
 
 
 def expected_labels(model_path, data: bytes) -> np.ndarray:
-    return load_segmenter(model_path).segment([decode_image(data)])[0]
+    """What every genadapt command computes for these bytes (see imaging.network_input)."""
+    segmenter = load_segmenter(model_path)
+    return segmenter.segment([network_input(data, segmenter.input_size)])[0]
 
 
 def test_health_ready_model_and_metrics(client):
