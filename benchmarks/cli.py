@@ -3,6 +3,7 @@
     genadapt-bench table3 [--sizes 512x256 640x320 1024x512] [--width 1.0] [--quick] --out DIR
     genadapt-bench pipeline [--model CKPT] [--quick] --out DIR
     genadapt-bench http [--url URL | --model MODEL] [--concurrency 1 2 4 8] --out DIR
+    genadapt-bench eval [--model CKPT] [--images 8] --out DIR   # evaluation throughput
     genadapt-bench suite [--out benchmarks/results]   # all three, sized for this machine
 
 Results are JSON plus Markdown (and a PNG chart for table3) in --out.
@@ -28,13 +29,18 @@ from genadapt.benchmarks.http_bench import run_http
 from genadapt.benchmarks.pipeline import run_pipeline, sample_jpeg
 from genadapt.benchmarks.report import rows_markdown, table3_chart, table3_markdown
 from genadapt.benchmarks.table3 import BenchConfig, run_table3
-from genadapt.benchmarks.timing import device_name
+from genadapt.benchmarks.timing import device_name, environment
 from genadapt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from genadapt.cli import run_cli, setup_logging
+from genadapt.datasets import SegmentationDataset
 from genadapt.errors import GenadaptError
+from genadapt.evaluate import evaluate
 from genadapt.fileio import atomic_write_bytes
 from genadapt.labels import CITYSCAPES19
 from genadapt.model import ModelConfig, build_model
+from genadapt.runtime import TorchSegmenter
+from genadapt.runtime.onnx_backend import OnnxSegmenter
+from genadapt.scenes.generate import generate_scenes
 
 log = logging.getLogger(__name__)
 PAPER_SIZES = [(512, 256), (640, 320), (1024, 512)]
@@ -191,8 +197,54 @@ def _wait_ready(url: str, server: subprocess.Popen, timeout: float = 120) -> Non
     raise GenadaptError(f"{url} was not ready within {timeout} s")
 
 
+def cmd_eval(args: argparse.Namespace) -> dict:
+    """Evaluation throughput on full-resolution (2048×1024) labelled images, split into loading,
+    inference and scoring, with the same code genadapt-eval runs."""
+    checkpoint = _checkpoint(args)
+    count, label_size = (2, (256, 128)) if args.quick else (args.images, (2048, 1024))
+    with tempfile.TemporaryDirectory(prefix="genadapt-bench-eval-") as tmp:
+        generate_scenes(
+            Path(tmp), label_size, source=0, target_train=0, target_val=count, unseen=0, workers=2
+        )
+        dataset = SegmentationDataset(
+            "cityscapes", Path(tmp) / "target", "val", label_space=checkpoint.label_space
+        )
+        backend = "torch" if args.backend == "torch" else "onnxruntime"
+        segmenter = (
+            TorchSegmenter.from_checkpoint(checkpoint, _device(args.device))
+            if backend == "torch"
+            else OnnxSegmenter.from_checkpoint(checkpoint)
+        )
+        started = time.perf_counter()
+        result = evaluate(segmenter, dataset, num_workers=args.workers, progress=False)
+        wall = time.perf_counter() - started
+    seconds = result.seconds
+    results = {
+        "environment": environment(_device(args.device)),
+        "backend": backend,
+        "images": result.images,
+        "label_size": list(label_size),
+        "network_size": list(checkpoint.input_size),
+        "wall_s": round(wall, 3),
+        "images_per_s": round(result.images / wall, 3),
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
+    rows = [
+        {"stage": k, "seconds": round(v, 3), "per image ms": round(1000 * v / result.images, 1)}
+        for k, v in seconds.items()
+    ]
+    title = (
+        f"Evaluation: {result.images} images with {label_size[0]}×{label_size[1]} labels, "
+        f"{backend}, {results['images_per_s']} img/s"
+    )
+    _write(
+        args.out, "eval", results, rows_markdown(title, rows, ["stage", "seconds", "per image ms"])
+    )
+    return results
+
+
 def cmd_suite(args: argparse.Namespace) -> dict:
-    """All three benchmarks, sized to finish within about 8 minutes on this machine."""
+    """Every benchmark, sized to finish within about 8 minutes on this machine."""
     device = _device(args.device)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name(device)).strip("-").lower()
     out = args.out / slug
@@ -223,6 +275,16 @@ def cmd_suite(args: argparse.Namespace) -> dict:
         requests=32 if cuda else 6,
     )
     results["http"] = cmd_http(http)
+    evaluation = argparse.Namespace(
+        **common,
+        out=out,
+        size="1024x512",
+        width=1.0,
+        images=32 if cuda else 4,
+        workers=2,
+        backend="onnxruntime",
+    )
+    results["eval"] = cmd_eval(evaluation)
     log.info("suite results in %s", out)
     return results
 
@@ -252,11 +314,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     h.add_argument("--width", type=float, default=1.0)
     h.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     h.add_argument("--requests", type=int, default=32)
+    e = sub.add_parser("eval", help="evaluation throughput on 2048×1024 labelled images")
+    e.add_argument("--model", type=Path, help="a checkpoint (default: random F+C)")
+    e.add_argument("--size", default="1024x512")
+    e.add_argument("--width", type=float, default=1.0)
+    e.add_argument("--images", type=int, default=8)
+    e.add_argument("--workers", type=int, default=2, help="data loading processes")
+    e.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime")
     s = sub.add_parser("suite", help="all three, sized for this machine (GPU: the paper's sizes)")
-    for sp in (t, pl, h, s):
+    for sp in (t, pl, h, e, s):
         sp.add_argument("--device", default="auto")
         sp.add_argument("--quick", action="store_true", help="tiny sizes, under a minute on a CPU")
-    for sp in (t, pl, h):
+    for sp in (t, pl, h, e):
         sp.add_argument("--out", type=Path, required=True)
     s.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     return p
@@ -269,6 +338,7 @@ def cli(argv: list[str] | None = None) -> int:
         "table3": cmd_table3,
         "pipeline": cmd_pipeline,
         "http": cmd_http,
+        "eval": cmd_eval,
         "suite": cmd_suite,
     }
     return run_cli(f"genadapt-bench {args.command}", lambda: commands[args.command](args) and 0)

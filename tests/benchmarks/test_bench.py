@@ -62,3 +62,11 @@ def test_pipeline_and_http_quick(tmp_path):
     assert {"decode", "queue", "inference", "encode", "total"} <= set(
         http["levels"][0]["server_median_ms"]
     )
+
+
+def test_eval_throughput_quick(tmp_path):
+    assert cli(["eval", "--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "eval.json").read_text())
+    assert results["images"] == 2 and results["images_per_s"] > 0
+    assert set(results["seconds"]) == {"load", "inference", "scoring"}
+    assert "| inference |" in (tmp_path / "eval.md").read_text()
