@@ -198,7 +198,9 @@ def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
             progress.update(1)
             logger.add(losses, done, adapter.opt_fc.param_groups[0]["lr"], progress)
             last = done == config.iterations or stopper.requested
-            if not ctx.is_main:
+            if not ctx.is_main:  # rank 0 validates and saves; the others only train
+                if stopper.requested:
+                    break
                 continue
             if config.val_every and (done % config.val_every == 0 or last):
                 metrics = {"source_val_miou": validate(adapter, config, data), "step": done}
