@@ -80,4 +80,4 @@ class BodyLimit:
 
 
 class _BodyTooLargeError(Exception):
-    pass
+    """Raised from inside `receive` to abandon reading an oversized body."""
