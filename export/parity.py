@@ -18,7 +18,7 @@ from genadapt.checkpoint import Checkpoint
 from genadapt.datasets import SegmentationDataset
 from genadapt.errors import GenadaptError
 from genadapt.evaluate import evaluate
-from genadapt.imaging import resize_rgb
+from genadapt.imaging import normalize_batch, resize_rgb
 from genadapt.metrics import ConfusionMatrix
 from genadapt.runtime import Segmenter, TorchSegmenter
 from genadapt.scenes.generate import SceneSpec, make_scene
@@ -93,7 +93,7 @@ def check_parity(
         miou[name] = 100 * matrix.miou()
     max_diff = scale = None
     if logits_fn is not None:
-        x = _normalize(batch, checkpoint)
+        x = normalize_batch(batch, checkpoint.normalization)
         with torch.inference_mode():
             ref_logits = reference.model(torch.from_numpy(x)).numpy()
         art_logits = logits_fn(x)
@@ -105,12 +105,6 @@ def check_parity(
         theirs = evaluate(artifact, eval_dataset, num_workers=0, limit=eval_limit, progress=False)
         eval_delta = 100 * abs(ours.matrix.miou() - theirs.matrix.miou())
     return _judge(max_diff, scale, agreement, miou, eval_delta, len(batch), precision)
-
-
-def _normalize(batch: np.ndarray, checkpoint: Checkpoint) -> np.ndarray:
-    mean = np.asarray(checkpoint.normalization.mean, np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(checkpoint.normalization.std, np.float32).reshape(1, 3, 1, 1)
-    return (batch.transpose(0, 3, 1, 2).astype(np.float32) / 255 - mean) / std
 
 
 def _judge(max_diff, scale, agreement, miou, eval_delta, n, precision) -> ParityResult:

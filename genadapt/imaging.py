@@ -142,6 +142,21 @@ def network_input(
     return resize_rgb(decode_image(data, max_pixels, draft_size=size), size)
 
 
+def network_input_and_photo(
+    data: bytes,
+    size: tuple[int, int],
+    photo_size: tuple[int, int],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The network input (exactly as `network_input` makes it) and the photo to draw on, at
+    least `photo_size`. Only JPEG decodes differently per requested size, so any other format
+    is decoded once."""
+    photo = decode_image(data, max_pixels, draft_size=photo_size)
+    if data[:2] == b"\xff\xd8":  # JPEG: the network's input comes from its own reduced decode
+        return network_input(data, size, max_pixels), photo
+    return resize_rgb(photo, size), photo
+
+
 def probe_size(data: bytes) -> tuple[int, int]:
     """(W, H) of an encoded image as displayed (EXIF rotation applied), read from its header."""
     with Image.open(io.BytesIO(data)) as img:
@@ -161,6 +176,23 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
 
 
+def normalize_batch(batch: np.ndarray, normalization: Normalization = IMAGENET) -> np.ndarray:
+    """uint8 RGB (N, H, W, 3) → normalized float32 (N, 3, H, W): what F expects."""
+    mean = np.asarray(normalization.mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(normalization.std, np.float32).reshape(1, 3, 1, 1)
+    return (batch.transpose(0, 3, 1, 2).astype(np.float32) / 255 - mean) / std
+
+
+def nearest_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Label maps (N, h, w) → (N, H, W) at `size` = (W, H), nearest, with the same index rule
+    as `logits_to_labels(..., "nearest")`."""
+    if (labels.shape[2], labels.shape[1]) == tuple(size):
+        return labels
+    rows = np.arange(size[1]) * labels.shape[1] // size[1]
+    cols = np.arange(size[0]) * labels.shape[2] // size[0]
+    return labels[:, rows[:, None], cols[None, :]]
+
+
 def to_input_tensor(
     images: list[np.ndarray] | np.ndarray,
     size: tuple[int, int],
@@ -168,10 +200,7 @@ def to_input_tensor(
 ) -> torch.Tensor:
     """RGB uint8 images of any size → normalized float32 (N, 3, H, W) at `size` = (W, H)."""
     batch = np.stack([resize_rgb(np.asarray(img), size) for img in images])  # (N, H, W, 3)
-    x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(normalization.mean).view(1, 3, 1, 1)
-    std = torch.tensor(normalization.std).view(1, 3, 1, 1)
-    return x.sub_(mean).div_(std)
+    return torch.from_numpy(normalize_batch(batch, normalization))
 
 
 def logits_to_labels(

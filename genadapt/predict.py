@@ -25,10 +25,9 @@ from genadapt.imaging import (
     UPSAMPLE_MODES,
     ImageDecodeError,
     colorize,
-    decode_image,
     encode_jpeg,
     encode_png,
-    network_input,
+    network_input_and_photo,
     overlay,
 )
 from genadapt.runtime import BACKENDS, load_segmenter
@@ -113,10 +112,14 @@ def main(args: argparse.Namespace) -> int:
         batch, inputs, photos = [], [], []
         for job in jobs[start : start + args.batch_size]:
             try:
-                data = job.source.read_bytes()
-                inputs.append(network_input(data, segmenter.input_size, args.max_pixels))
-                # The overlay's photo, decoded at (at least) the output size.
-                photos.append(decode_image(data, args.max_pixels, draft_size=segmenter.output_size))
+                net, photo = network_input_and_photo(
+                    job.source.read_bytes(),
+                    segmenter.input_size,
+                    segmenter.output_size,
+                    args.max_pixels,
+                )
+                inputs.append(net)
+                photos.append(photo)  # for the overlay, decoded at (at least) the output size
                 batch.append(job)
             except (ImageDecodeError, OSError) as exc:
                 failures[str(job.source)] = str(exc)

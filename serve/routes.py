@@ -17,8 +17,8 @@ import genadapt
 from genadapt.imaging import (
     ImageDecodeError,
     ImageTooLargeError,
-    decode_image,
     network_input,
+    network_input_and_photo,
     probe_size,
 )
 from genadapt.serve.errors import ERROR_EXAMPLE, ServiceError
@@ -277,8 +277,10 @@ def _decode(data: bytes, max_pixels: int, seg, photo_needed: bool):
     The network input is built exactly as genadapt-predict builds it (JPEG decoded at reduced
     scale, then resized), so the service and the CLI return the same labels.
     """
-    net = network_input(data, seg.input_size, max_pixels)
-    photo = decode_image(data, max_pixels, draft_size=seg.output_size) if photo_needed else None
+    if photo_needed:
+        net, photo = network_input_and_photo(data, seg.input_size, seg.output_size, max_pixels)
+    else:
+        net, photo = network_input(data, seg.input_size, max_pixels), None
     return net, photo, probe_size(data)
 
 

@@ -178,3 +178,13 @@ def test_colorize_overlay_and_png():
     assert blended.shape == (2, 2, 3) and tuple(blended[0, 0]) == (114, 82, 114)
     decoded = np.asarray(Image.open(io.BytesIO(encode_png(labels))))
     np.testing.assert_array_equal(decoded, labels)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_network_input_is_the_same_with_or_without_a_photo(fmt):
+    from genadapt.imaging import network_input, network_input_and_photo
+
+    data = encode(Image.fromarray(gradient(800, 400)), fmt)
+    net, photo = network_input_and_photo(data, (100, 50), (400, 200))
+    np.testing.assert_array_equal(net, network_input(data, (100, 50)))
+    assert net.shape == (50, 100, 3) and photo.shape[0] >= 200 and photo.shape[1] >= 400

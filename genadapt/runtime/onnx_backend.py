@@ -12,7 +12,7 @@ import torch
 
 from genadapt.checkpoint import Checkpoint
 from genadapt.errors import GenadaptError
-from genadapt.imaging import Upsample, logits_to_labels
+from genadapt.imaging import Upsample, logits_to_labels, nearest_labels, normalize_batch
 from genadapt.onnx_graph import IO_NAMES, export_graph
 from genadapt.runtime.base import Segmenter
 from genadapt.sidecar import load_sidecar, verify_artifact
@@ -117,20 +117,10 @@ class OnnxSegmenter(Segmenter):
     def run(self, batch: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
         if self.flavour == "labels":
             labels = self.session.run([self.out_name], {self.in_name: batch})[0]
-            if (labels.shape[2], labels.shape[1]) == tuple(output_size):
-                return labels
-            return _nearest(labels, output_size)
-        mean = np.asarray(self.normalization.mean, np.float32).reshape(1, 3, 1, 1)
-        std = np.asarray(self.normalization.std, np.float32).reshape(1, 3, 1, 1)
-        x = (batch.transpose(0, 3, 1, 2).astype(np.float32) / 255 - mean) / std
+            return nearest_labels(labels, output_size)
+        x = normalize_batch(batch, self.normalization)
         logits = self.session.run([self.out_name], {self.in_name: x})[0]
         return logits_to_labels(torch.from_numpy(logits), output_size, self.upsample).numpy()
 
     def describe(self) -> dict:
         return {**super().describe(), "flavour": self.flavour, "providers": self.providers}
-
-
-def _nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    rows = np.arange(size[1]) * labels.shape[1] // size[1]
-    cols = np.arange(size[0]) * labels.shape[2] // size[0]
-    return labels[:, rows[:, None], cols[None, :]]

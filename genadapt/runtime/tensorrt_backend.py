@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from genadapt.errors import GenadaptError
+from genadapt.imaging import nearest_labels
 from genadapt.runtime.base import Segmenter
 from genadapt.sidecar import check_engine_compatible, load_sidecar, verify_artifact
 
@@ -61,12 +62,7 @@ class TensorRTSegmenter(Segmenter):
     def run(self, batch: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
         outs = [self._run_chunk(batch[i : i + self.max_batch])
                 for i in range(0, len(batch), self.max_batch)]  # fmt: skip
-        labels = np.concatenate(outs)
-        if (labels.shape[2], labels.shape[1]) != tuple(output_size):
-            rows = np.arange(output_size[1]) * labels.shape[1] // output_size[1]
-            cols = np.arange(output_size[0]) * labels.shape[2] // output_size[0]
-            labels = labels[:, rows[:, None], cols[None, :]]
-        return labels
+        return nearest_labels(np.concatenate(outs), output_size)
 
     def _run_chunk(self, chunk: np.ndarray) -> np.ndarray:
         image = torch.from_numpy(chunk).cuda(non_blocking=True)
