@@ -32,6 +32,7 @@ def build_engine(
     import torch
 
     trt = import_tensorrt()
+    check_tensorrt_version(trt.__version__)
     if not torch.cuda.is_available():
         raise ExportError("building a TensorRT engine needs a CUDA GPU")
     if precision not in PRECISIONS:
@@ -55,9 +56,7 @@ def build_engine(
         onnx_artifact.input_name, (1, *shape), (opt_batch, *shape), (max_batch, *shape)
     )
     config.add_optimization_profile(profile)
-    cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.exists() else b""
-    cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    apply_timing_cache(config, timing_cache)
     log.info(
         "building a %s TensorRT engine (batch 1..%d); this takes minutes", precision, max_batch
     )
@@ -84,3 +83,26 @@ def build_engine(
         gpu=torch.cuda.get_device_name(),
         max_batch=max_batch,
     )
+
+
+def check_tensorrt_version(version: str) -> None:
+    """TensorRT 10 only: 11 drops the weakly typed precision flags (BuilderFlag.FP16) used here,
+    and 8 lacks the name-based I/O API (set_tensor_address) that the runtime uses."""
+    major = int(version.split(".")[0])
+    if major != 10:
+        raise ExportError(
+            f"TensorRT {version} is not supported: genadapt builds engines with TensorRT 10 "
+            "(pip install 'tensorrt>=10,<11')"
+        )
+
+
+def apply_timing_cache(config, path: Path | None) -> None:
+    """Start from the timing cache at `path` when it is usable. A cache written by another GPU
+    or TensorRT version is refused by set_timing_cache (it returns False): then start empty
+    rather than build with a cache TensorRT did not take, and overwrite it afterwards."""
+    data = path.read_bytes() if path is not None and path.exists() else b""
+    if config.set_timing_cache(config.create_timing_cache(data), ignore_mismatch=False):
+        return
+    log.warning("the timing cache %s is from another GPU or TensorRT version: starting anew", path)
+    if not config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False):
+        raise ExportError("TensorRT refused an empty timing cache")

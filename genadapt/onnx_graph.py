@@ -25,25 +25,38 @@ IO_NAMES = {"logits": ("input", "logits"), "labels": ("image", "labels")}
 
 
 class LabelsGraph(nn.Module):
-    """uint8 NHWC image → uint8 labels at `scale`× the network size."""
+    """uint8 NHWC image → uint8 labels at `output_hw` = (H, W).
 
-    def __init__(self, model: FCN8s, normalization: Normalization, upsample: str, scale: int):
+    Written for TensorRT as much as for ONNX Runtime: TensorRT accepts a uint8 tensor only as a
+    network input going straight into a Cast, or as the output of a Cast from float or int32,
+    so the image is cast before the transpose and the int64 ArgMax goes through int32 on its
+    way to uint8. The output size is a constant, not computed from shapes at run time.
+    """
+
+    def __init__(
+        self,
+        model: FCN8s,
+        normalization: Normalization,
+        upsample: str,
+        output_hw: tuple[int, int],
+    ):
         super().__init__()
-        self.model, self.upsample, self.scale = model, upsample, scale
+        self.model, self.upsample, self.output_hw = model, upsample, output_hw
         self.register_buffer("mean", torch.tensor(normalization.mean).view(1, 3, 1, 1) * 255)
         self.register_buffer(
             "inv_std", 1 / (torch.tensor(normalization.std).view(1, 3, 1, 1) * 255)
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = (image.permute(0, 3, 1, 2).float() - self.mean) * self.inv_std  # (N, 3, H, W)
-        logits = self.model(x)
-        h, w = logits.shape[-2] * self.scale, logits.shape[-1] * self.scale
+        x = image.float().permute(0, 3, 1, 2)  # Cast first: (N, H, W, 3) uint8 → (N, 3, H, W)
+        logits = self.model((x - self.mean) * self.inv_std)
         if self.upsample == "bilinear":
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-            return logits.argmax(1).to(torch.uint8)
-        labels = logits.argmax(1, keepdim=True).to(torch.uint8)
-        return F.interpolate(labels.float(), size=(h, w), mode="nearest")[:, 0].to(torch.uint8)
+            logits = F.interpolate(logits, self.output_hw, mode="bilinear", align_corners=False)
+            labels = logits.argmax(1).to(torch.int32)  # (N, out_H, out_W)
+        else:
+            labels = logits.argmax(1, keepdim=True).to(torch.int32).float()
+            labels = F.interpolate(labels, self.output_hw, mode="nearest")[:, 0].to(torch.int32)
+        return labels.to(torch.uint8)
 
 
 def export_graph(
@@ -64,7 +77,8 @@ def export_graph(
         module: nn.Module = model
         example = torch.zeros(1, 3, height, width)
     else:
-        module = LabelsGraph(model, normalization, upsample, scale).eval()
+        module = LabelsGraph(model, normalization, upsample, (height * scale, width * scale))
+        module = module.eval()
         example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
     in_name, out_name = IO_NAMES[flavour]
     buf = io.BytesIO()

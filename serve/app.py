@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
 import genadapt
+from genadapt.errors import GenadaptError
 from genadapt.runtime import Segmenter, load_segmenter
 from genadapt.serve.errors import BodyLimit, install_error_handlers
 from genadapt.serve.metrics import ServiceMetrics
@@ -49,7 +50,13 @@ class ModelState:
             segmenter.set_output_scale(self.settings.output_scale)
             self.model_sha256 = file_sha256(self.settings.model) if self.settings.model else None
             width, height = segmenter.input_size
-            segmenter.run(np.zeros((1, height, width, 3), np.uint8), segmenter.output_size)
+            for batch in segmenter.warmup_batch_sizes(self.settings.max_batch):
+                image = np.zeros((batch, height, width, 3), np.uint8)
+                segmenter.run(image, segmenter.output_size)
+        except GenadaptError as exc:  # a clear, expected refusal: one line is enough
+            log.error("model failed to load: %s", exc)
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
         except Exception as exc:  # reported by /readyz and every request, never swallowed
             log.exception("model failed to load")
             self.error = f"{type(exc).__name__}: {exc}"
@@ -72,7 +79,13 @@ def create_app(settings: ServeSettings, load: Callable[[], Segmenter] | None = N
 
         def load() -> Segmenter:
             return load_segmenter(
-                settings.model, settings.backend, settings.device, settings.upsample
+                settings.model,
+                settings.backend,
+                settings.device,
+                settings.upsample,
+                max_batch=settings.max_batch,
+                fp16=settings.precision == "fp16",
+                cache_dir=settings.cache_dir,
             )
 
     metrics = ServiceMetrics()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -15,7 +18,15 @@ class ServeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     backend: str = "auto"
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="cuda fails at start-up without a GPU instead of using the CPU"
+    )
+    precision: Literal["fp16", "fp32"] = Field(
+        "fp16", description="on a GPU: PyTorch and ONNX Runtime's TensorRT provider"
+    )
+    cache_dir: Path | None = Field(
+        None, description="engines built at load time (default: ~/.cache/genadapt)"
+    )
     upsample: str = "bilinear"
     max_batch: int = Field(4, ge=1, description="requests run together by the worker")
     batch_delay_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill")

@@ -49,6 +49,13 @@ class Segmenter(ABC):
         batch = np.stack([resize_rgb(np.asarray(img), self.input_size) for img in images])
         return self.run(batch, output_size or self.output_size)
 
+    def warmup_batch_sizes(self, max_batch: int) -> list[int]:
+        """Batch sizes to run once before serving. On a GPU every size up to `max_batch`: the
+        first run of a shape captures a CUDA graph, picks cuDNN algorithms or builds an engine
+        profile, which must not happen inside a timed request. On a CPU nothing is shape-bound
+        and one image suffices (a batch of 8 would cost seconds of start-up for nothing)."""
+        return list(range(1, max_batch + 1)) if self.device != "cpu" else [1]
+
     @abstractmethod
     def run(self, batch: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
         """uint8 (N, H, W, 3) at the network size → uint8 (N, out_H, out_W)."""

@@ -15,41 +15,16 @@ from genadapt.errors import GenadaptError
 from genadapt.imaging import Upsample, logits_to_labels, nearest_labels, normalize_batch
 from genadapt.onnx_graph import IO_NAMES, export_graph
 from genadapt.runtime.base import Segmenter
+from genadapt.runtime.ort_providers import (
+    TensorrtProfile,
+    choose_providers,
+    default_cache_dir,
+    import_onnxruntime,
+    tensorrt_options,
+)
 from genadapt.sidecar import load_sidecar, verify_artifact
 
 log = logging.getLogger(__name__)
-
-
-def import_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise GenadaptError(
-            "the onnxruntime backend needs onnxruntime (CPU) or onnxruntime-gpu: "
-            "pip install onnxruntime  (or: pip install 'genadapt[gpu]')"
-        ) from None
-    return onnxruntime
-
-
-def choose_providers(device: str, tensorrt_cache: Path | None = None, fp16: bool = False) -> list:
-    """Execution providers for `device` ('cpu', 'cuda' or 'tensorrt'), best first."""
-    ort = import_onnxruntime()
-    available = ort.get_available_providers()
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    wanted = "TensorrtExecutionProvider" if device == "tensorrt" else "CUDAExecutionProvider"
-    if wanted not in available:
-        raise GenadaptError(
-            f"{wanted} is not available (onnxruntime has {available}); install onnxruntime-gpu "
-            "and run on a CUDA machine, or use --device cpu"
-        )
-    providers: list = []
-    if device == "tensorrt":
-        options = {"trt_fp16_enable": fp16, "trt_engine_cache_enable": tensorrt_cache is not None}
-        if tensorrt_cache is not None:
-            options["trt_engine_cache_path"] = str(tensorrt_cache)
-        providers.append(("TensorrtExecutionProvider", options))
-    return [*providers, "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 class OnnxSegmenter(Segmenter):
@@ -77,10 +52,30 @@ class OnnxSegmenter(Segmenter):
         self.in_name, self.out_name = IO_NAMES[flavour]
         self.device = device
         self.providers = self.session.get_providers()
+        wanted = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+        if device in wanted and wanted[device] not in self.providers:
+            # ONNX Runtime falls back to the CPU when a GPU provider fails to load (a missing
+            # CUDA or cuDNN library, say) and only logs it: refuse instead of running slowly.
+            raise GenadaptError(
+                f"ONNX Runtime could not start {wanted[device]} (it runs {self.providers}); "
+                "check that the CUDA, cuDNN (and TensorRT) libraries match onnxruntime-gpu"
+            )
 
     @classmethod
-    def from_file(cls, path: str | Path, device: str = "cpu") -> OnnxSegmenter:
-        """An exported .onnx; its sidecar says the flavour, classes and sizes."""
+    def from_file(
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        *,
+        fp16: bool = True,
+        max_batch: int = 8,
+        cache_dir: Path | None = None,
+    ) -> OnnxSegmenter:
+        """An exported .onnx; its sidecar says the flavour, classes and sizes.
+
+        On the TensorRT provider, `fp16` and `max_batch` shape the engine it builds (one
+        optimization profile over batch 1…max_batch), cached under `cache_dir` (default: the
+        user's cache folder, since the model's own folder is often mounted read-only)."""
         path = Path(path)
         sidecar = load_sidecar(path)
         artifact = sidecar.artifact(path.name)
@@ -92,10 +87,18 @@ class OnnxSegmenter(Segmenter):
             "upsample": sidecar.upsample,
             "output_scale": sidecar.output_scale,
         }
-        tensorrt_cache = path.parent / "ort_trt_cache" if device == "tensorrt" else None
-        providers = choose_providers(device, tensorrt_cache, fp16=artifact.precision == "fp16")
+        ort = import_onnxruntime()
+        trt_options = None
+        if device == "tensorrt":
+            cache = (cache_dir or default_cache_dir()) / "ort-tensorrt" / artifact.sha256[:16]
+            cache.mkdir(parents=True, exist_ok=True)
+            profile = TensorrtProfile(
+                artifact.input_name, tuple(artifact.input_shape[1:]), max_batch
+            )
+            trt_options = tensorrt_options(profile, cache, fp16)
+        providers = choose_providers(device, ort.get_available_providers(), tensorrt=trt_options)
         segmenter = cls(path, artifact.flavour, like, device, providers)
-        segmenter.precision = artifact.precision
+        segmenter.precision = "fp16" if device == "tensorrt" and fp16 else artifact.precision
         return segmenter
 
     @classmethod
@@ -112,7 +115,8 @@ class OnnxSegmenter(Segmenter):
             "normalization": checkpoint.normalization,
             "upsample": upsample,
         }
-        return cls(data, flavour, like, device, choose_providers(device))
+        providers = choose_providers(device, import_onnxruntime().get_available_providers())
+        return cls(data, flavour, like, device, providers)
 
     def run(self, batch: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
         if self.flavour == "labels":

@@ -1,6 +1,7 @@
 """TensorRT backend: a serialized engine of the `labels` flavour, refused unless the sidecar says
 it was built by this TensorRT version for this GPU. uint8 in, uint8 out, device buffers from
-PyTorch's CUDA allocator, enqueued on PyTorch's current stream.
+PyTorch's CUDA allocator, enqueued on a stream of its own (TensorRT warns against the legacy
+default stream, which synchronizes with every other stream in the process).
 
 Not run on real hardware here: TensorRT cannot be installed on the machines this project is
 developed on. It follows the TensorRT 10 Python API (set_tensor_address + execute_async_v3).
@@ -57,6 +58,7 @@ class TensorRTSegmenter(Segmenter):
         self.in_name, self.out_name = artifact.input_name, artifact.output_name
         self.max_batch = artifact.max_batch or 1
         self.precision, self.device = artifact.precision, "cuda"
+        self.stream = torch.cuda.Stream()
 
     @torch.inference_mode()
     def run(self, batch: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
@@ -65,12 +67,15 @@ class TensorRTSegmenter(Segmenter):
         return nearest_labels(np.concatenate(outs), output_size)
 
     def _run_chunk(self, chunk: np.ndarray) -> np.ndarray:
-        image = torch.from_numpy(chunk).cuda(non_blocking=True)
-        self.context.set_input_shape(self.in_name, tuple(image.shape))
-        out_shape = tuple(self.context.get_tensor_shape(self.out_name))
-        out = torch.empty(out_shape, dtype=torch.uint8, device="cuda")
-        self.context.set_tensor_address(self.in_name, image.data_ptr())
-        self.context.set_tensor_address(self.out_name, out.data_ptr())
-        if not self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
-            raise GenadaptError("TensorRT execution failed")
-        return out.cpu().numpy()
+        with torch.cuda.stream(self.stream):  # the copies and the enqueue share one stream
+            image = torch.from_numpy(chunk).pin_memory().cuda(non_blocking=True)
+            self.context.set_input_shape(self.in_name, tuple(image.shape))
+            out_shape = tuple(self.context.get_tensor_shape(self.out_name))
+            out = torch.empty(out_shape, dtype=torch.uint8, device="cuda")
+            self.context.set_tensor_address(self.in_name, image.data_ptr())
+            self.context.set_tensor_address(self.out_name, out.data_ptr())
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise GenadaptError("TensorRT execution failed")
+            labels = out.to("cpu", non_blocking=True)
+        self.stream.synchronize()  # `labels` is complete only once the stream has drained
+        return labels.numpy()

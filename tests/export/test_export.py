@@ -1,5 +1,4 @@
 import json
-import re
 
 import numpy as np
 import onnx
@@ -109,51 +108,21 @@ def test_no_generator_or_discriminator_in_the_files(exported):
             check_only_test_time_weights(proto, expected)
 
 
-def parse_pbtxt(text: str):
-    """Enough of protobuf text format for Triton configs: key: value, key { … }, key [ … ]."""
-    tokens = re.findall(r'"[^"]*"|[{}\[\]:,]|[^\s{}\[\]:,]+', text)
-    pos = 0
+def test_triton_repository_holds_the_labels_model_and_a_valid_config(exported):
+    from google.protobuf import text_format
 
-    def value():
-        nonlocal pos
-        tok = tokens[pos]
-        pos += 1
-        if tok == "{":
-            return message("}")
-        if tok == "[":
-            items = []
-            while tokens[pos] != "]":
-                items.append(value())
-                if tokens[pos] == ",":
-                    pos += 1
-            pos += 1
-            return items
-        return tok.strip('"') if tok.startswith('"') else (int(tok) if tok.isdigit() else tok)
-
-    def message(end):
-        nonlocal pos
-        fields = {}
-        while pos < len(tokens) and tokens[pos] != end:
-            key = tokens[pos]
-            pos += 1
-            if tokens[pos] == ":":
-                pos += 1
-            fields[key] = value()
-        pos += 1
-        return fields
-
-    return message(None)
-
-
-def test_triton_repository_parses_with_the_right_shapes(exported):
+    model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
     out, _ = exported
-    config = parse_pbtxt((out / "triton/genadapt/config.pbtxt").read_text())
-    assert config["name"] == "genadapt" and config["platform"] == "onnxruntime_onnx"
-    assert config["max_batch_size"] == 8
-    (inp,), (outp,) = config["input"], config["output"]
-    assert inp == {"name": "image", "data_type": "TYPE_UINT8", "dims": [32, 64, 3]}
-    assert outp == {"name": "labels", "data_type": "TYPE_UINT8", "dims": [64, 128]}
-    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 2000
+    text = (out / "triton/genadapt/config.pbtxt").read_text()
+    config = text_format.Parse(text, model_config_pb2.ModelConfig())
+    assert config.platform == "onnxruntime_onnx" and config.max_batch_size == 8
+    (inp,), (outp,) = config.input, config.output
+    assert (inp.name, list(inp.dims), outp.name, list(outp.dims)) == (
+        "image",
+        [32, 64, 3],
+        "labels",
+        [64, 128],
+    )
     model = out / "triton/genadapt/1/model.onnx"
     assert model.read_bytes() == (out / "model.labels.onnx").read_bytes()
 
