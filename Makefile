@@ -15,7 +15,12 @@ RESULTS ?= results-out
 RESULTS_PRESET ?= cpu-small
 SEEDS ?= 1 2 3
 
-.PHONY: setup test lint demo results clean
+# The container image: docker where a Docker engine answers, else podman with a throwaway store.
+IMAGE ?= genadapt:latest
+CONTAINER ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo image/podman)
+IMAGE_BUILD_ARGS ?=
+
+.PHONY: setup test lint demo results clean image image-smoke gpu-wheels
 
 setup: $(VENV)/.installed
 
@@ -23,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[cpu,dev]"
 	touch $@
 
 test: setup
@@ -80,6 +85,31 @@ define newline
 
 
 endef
+
+image:
+	$(CONTAINER) build $(IMAGE_BUILD_ARGS) -t $(IMAGE) .
+
+# Build the image offline with podman (a debootstrap stand-in base, the local CPU torch wheel),
+# run it with a model exported here, check its answers against this machine's, remove it all.
+image-smoke: setup
+	export GENADAPT_PODMAN_DIR=$$(mktemp -d /tmp/genadapt-podman.XXXXXX); \
+	  trap 'image/podman system reset -f >/dev/null 2>&1; rm -rf "$$GENADAPT_PODMAN_DIR"' EXIT; \
+	  image/build-offline localhost/genadapt:smoke && \
+	  GENADAPT_IMAGE=localhost/genadapt:smoke GENADAPT_CONTAINER=image/podman \
+	    $(PY) -m pytest -q -p no:cacheprovider tests/image
+
+# The wheels benchmarks/gpu_check.sh installs on a GPU machine (CPython 3.12, x86-64); the
+# 255 MB onnxruntime-gpu wheel is split into 58 MB parts so that each fits one transfer.
+GPU_WHEELS ?= .whl
+gpu-wheels: setup
+	mkdir -p $(GPU_WHEELS)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d $(GPU_WHEELS) -r benchmarks/gpu-requirements.txt
+	$(PY) -m pip wheel --quiet --no-deps -w $(GPU_WHEELS) .
+	cd $(GPU_WHEELS) && for w in onnxruntime_gpu-*.whl; do \
+	  sha256sum $$w > $$w.sha256 && split -b 58m $$w $$w.part- && rm $$w; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
