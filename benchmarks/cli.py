@@ -5,6 +5,7 @@
     genadapt-bench http [--url URL | --model MODEL] [--concurrency 1 2 4 8] --out DIR
     genadapt-bench eval [--model CKPT] [--images 8] --out DIR   # evaluation throughput
     genadapt-bench suite [--out benchmarks/results]   # all three, sized for this machine
+    genadapt-bench gpu-check --out DIR   # every GPU path, PASS/FAIL each (benchmarks/gpu_check.sh)
 
 Results are JSON plus Markdown (and a PNG chart for table3) in --out.
 """
@@ -15,12 +16,9 @@ import argparse
 import json
 import logging
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import torch
@@ -28,6 +26,7 @@ import torch
 from genadapt.benchmarks.http_bench import run_http
 from genadapt.benchmarks.pipeline import run_pipeline, sample_jpeg
 from genadapt.benchmarks.report import rows_markdown, table3_chart, table3_markdown
+from genadapt.benchmarks.server import serving
 from genadapt.benchmarks.table3 import BenchConfig, run_table3
 from genadapt.benchmarks.timing import device_name, environment
 from genadapt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -126,45 +125,18 @@ def cmd_pipeline(args: argparse.Namespace) -> dict:
     return results
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def cmd_http(args: argparse.Namespace) -> dict:
     body = sample_jpeg()
-    server = None
-    url = args.url
-    if url is None:  # start a loopback server of our own and stop it afterwards
-        model = args.model
-        if model is None:
-            tmp = Path(tempfile.mkdtemp(prefix="genadapt-bench-"))
-            model = save_checkpoint(_checkpoint(args), tmp / "model.pt")
-        port = _free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "genadapt.serve.cli",
-                str(model),
-                "--port",
-                str(port),
-                "--device",
-                _device(args.device),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, server)
-    try:
-        concurrency = [1, 2] if args.quick else args.concurrency
-        results = run_http(url, body, concurrency, 6 if args.quick else args.requests)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(30)
+    concurrency = [1, 2] if args.quick else args.concurrency
+    requests = 6 if args.quick else args.requests
+    if args.url is not None:
+        url = args.url
+        results = run_http(url, body, concurrency, requests)
+    else:  # start a loopback server of our own and stop it afterwards
+        with tempfile.TemporaryDirectory(prefix="genadapt-bench-") as tmp:
+            model = args.model or save_checkpoint(_checkpoint(args), Path(tmp) / "model.pt")
+            with serving(model, _device(args.device)) as url:
+                results = run_http(url, body, concurrency, requests)
     rows = [
         {
             "concurrency": lv["concurrency"],
@@ -183,20 +155,6 @@ def cmd_http(args: argparse.Namespace) -> dict:
     return results
 
 
-def _wait_ready(url: str, server: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if server.poll() is not None:
-            raise GenadaptError("the benchmark server exited during start-up")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise GenadaptError(f"{url} was not ready within {timeout} s")
-
-
 def cmd_eval(args: argparse.Namespace) -> dict:
     """Evaluation throughput on full-resolution (2048×1024) labelled images, split into loading,
     inference and scoring, with the same code genadapt-eval runs."""
@@ -210,10 +168,11 @@ def cmd_eval(args: argparse.Namespace) -> dict:
             "cityscapes", Path(tmp) / "target", "val", label_space=checkpoint.label_space
         )
         backend = "torch" if args.backend == "torch" else "onnxruntime"
+        device = _device(args.device)
         segmenter = (
-            TorchSegmenter.from_checkpoint(checkpoint, _device(args.device))
+            TorchSegmenter.from_checkpoint(checkpoint, device)
             if backend == "torch"
-            else OnnxSegmenter.from_checkpoint(checkpoint)
+            else OnnxSegmenter.from_checkpoint(checkpoint, device)
         )
         started = time.perf_counter()
         result = evaluate(segmenter, dataset, num_workers=args.workers, progress=False)
@@ -222,6 +181,7 @@ def cmd_eval(args: argparse.Namespace) -> dict:
     results = {
         "environment": environment(_device(args.device)),
         "backend": backend,
+        "segmenter": segmenter.describe(),  # the device and, for ONNX Runtime, its providers
         "images": result.images,
         "label_size": list(label_size),
         "network_size": list(checkpoint.input_size),
@@ -289,6 +249,16 @@ def cmd_suite(args: argparse.Namespace) -> dict:
     return results
 
 
+def cmd_gpu_check(args: argparse.Namespace) -> dict:
+    from genadapt.benchmarks.gpu_check import run_gpu_check
+
+    results = run_gpu_check(args.out, _device(args.device), args.quick, args.budget_s)
+    failed = [name for name, c in results["checks"].items() if c["status"] != "PASS"]
+    if failed:
+        raise GenadaptError(f"gpu-check: not passed: {', '.join(failed)} (see {args.out})")
+    return results
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genadapt-bench", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -322,7 +292,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     e.add_argument("--workers", type=int, default=2, help="data loading processes")
     e.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime")
     s = sub.add_parser("suite", help="all three, sized for this machine (GPU: the paper's sizes)")
-    for sp in (t, pl, h, e, s):
+    g = sub.add_parser("gpu-check", help="every GPU path once: PASS/FAIL lines, log, archive")
+    g.add_argument("--out", type=Path, required=True)
+    g.add_argument("--budget-s", type=float, default=480, help="checks left after this: SKIP")
+    for sp in (t, pl, h, e, s, g):
         sp.add_argument("--device", default="auto")
         sp.add_argument("--quick", action="store_true", help="tiny sizes, under a minute on a CPU")
     for sp in (t, pl, h, e):
@@ -340,6 +313,7 @@ def cli(argv: list[str] | None = None) -> int:
         "http": cmd_http,
         "eval": cmd_eval,
         "suite": cmd_suite,
+        "gpu-check": cmd_gpu_check,
     }
     return run_cli(f"genadapt-bench {args.command}", lambda: commands[args.command](args) and 0)
 

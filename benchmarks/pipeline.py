@@ -61,6 +61,7 @@ def run_pipeline(checkpoint: Checkpoint, backends: list[str], reps: int, device:
         "input": "2048x1024 JPEG q90",
         "network_size": list(checkpoint.input_size),
         "backends": {},
+        "segmenters": {},  # what each backend actually ran on (device, providers)
     }
     for backend in backends:
         if backend == "torch":
@@ -72,6 +73,7 @@ def run_pipeline(checkpoint: Checkpoint, backends: list[str], reps: int, device:
             except Exception as exc:  # reported as skipped with the reason, never as zero
                 results["backends"][backend] = {"skipped": str(exc)}
                 continue
+        results["segmenters"][backend] = seg.describe()
         stages: dict[str, list[float]] = {}
         for rep in range(reps + 2):  # two warm-up passes
             times = {}

@@ -18,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from genadapt.benchmarks.timing import environment, peak_memory_mb, summarize, sync, time_calls
 from genadapt.checkpoint import Checkpoint
+from genadapt.errors import GenadaptError
 from genadapt.labels import CITYSCAPES19
 from genadapt.model import ModelConfig, build_model
 from genadapt.onnx_graph import export_graph
@@ -105,10 +106,12 @@ def eval_backends(cfg: BenchConfig, size: tuple[int, int]) -> list[tuple[str, st
     no_gpu = "no CUDA GPU on this machine"
     for precision in ("tf32", "fp16", "fp16+cudagraph"):
         entries.append(("torch", precision, _torch(checkpoint, cfg, precision) if cuda else no_gpu))
-    entries.append(("onnxruntime", "fp32", _onnxruntime(checkpoint, "cpu")))
-    entries.append(
-        ("onnxruntime-cuda", "fp32", _onnxruntime(checkpoint, "cuda") if cuda else no_gpu)
-    )
+    # A CUDA run measures the GPU: a CPU row under the GPU's name would mislead.
+    on_cpu = "a CPU row, skipped on a CUDA run" if cuda else _onnxruntime(checkpoint, "cpu")
+    entries.append(("onnxruntime", "fp32", on_cpu))
+    for precision in ("fp32", "tf32"):  # the CUDA provider runs TF32 unless told not to
+        factory = _onnxruntime(checkpoint, "cuda", tf32=precision == "tf32") if cuda else no_gpu
+        entries.append(("onnxruntime-cuda", precision, factory))
     try:
         import tensorrt  # noqa: F401
 
@@ -137,7 +140,7 @@ def _torch(checkpoint: Checkpoint, cfg: BenchConfig, precision: str):
 
         if precision.endswith("cudagraph"):
             forward = _graphed(forward, x)
-        return (lambda: forward(x)), device
+        return (lambda: forward(x)), device, {}
 
     return factory
 
@@ -155,19 +158,22 @@ def _graphed(forward: Callable, x: torch.Tensor) -> Callable:
     return lambda _x: graph.replay()
 
 
-def _onnxruntime(checkpoint: Checkpoint, device: str):
+def _onnxruntime(checkpoint: Checkpoint, device: str, tf32: bool = False):
     try:
-        import onnxruntime as ort
-    except ImportError:
-        return "onnxruntime is not installed"
+        from genadapt.runtime.ort_providers import choose_providers, import_onnxruntime
+
+        ort = import_onnxruntime()
+    except GenadaptError as exc:
+        return str(exc)
     if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-        return "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)"
+        return "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu alone)"
 
     def factory(batch: int):
         data = export_graph(
             checkpoint.build_model(), "logits", checkpoint.input_size, checkpoint.normalization
         )
-        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        before = _device_used_bytes() if device == "cuda" else 0
+        providers = choose_providers(device, ort.get_available_providers(), tf32=tf32)
         session = ort.InferenceSession(data, providers=providers)
         w, h = checkpoint.input_size
         x = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32)
@@ -178,9 +184,19 @@ def _onnxruntime(checkpoint: Checkpoint, device: str):
         else:
             binding.bind_cpu_input("input", x)
             binding.bind_output("logits")
-        return (lambda: session.run_with_iobinding(binding)), torch.device(device)
+        info = {"providers": session.get_providers()}
+        if device == "cuda":
+            # torch's allocator does not see ONNX Runtime's arena: read the device instead.
+            info["memory"] = lambda: round((_device_used_bytes() - before) / 2**20, 1)
+        return (lambda: session.run_with_iobinding(binding)), torch.device(device), info
 
     return factory
+
+
+def _device_used_bytes() -> int:
+    """Memory in use on the GPU by every allocator of this process (and any other)."""
+    free, total = torch.cuda.mem_get_info()
+    return total - free
 
 
 def run_table3(cfg: BenchConfig) -> dict:
@@ -208,7 +224,8 @@ def run_table3(cfg: BenchConfig) -> dict:
                     entry["eval"].append(row | {"skipped": factory})
                     continue
                 log.info("eval %s %s batch %d at %dx%d", backend, precision, batch, *size)
-                fn, device = factory(batch)
+                fn, device, info = factory(batch)
+                memory = info.pop("memory", lambda d=device: peak_memory_mb(d))
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 samples = time_calls(fn, device, cfg.warmup, cfg.reps, cfg.budget_s)
@@ -218,10 +235,11 @@ def run_table3(cfg: BenchConfig) -> dict:
                 entry["eval"].append(
                     row
                     | stats
+                    | info
                     | {
                         "ms_per_image": round(stats["p50_ms"] / batch, 3),
                         "tflops": round(tflops, 3),
-                        "peak_memory_mb": peak_memory_mb(device),
+                        "peak_memory_mb": memory(),
                     }
                 )
         results["sizes"].append(entry)

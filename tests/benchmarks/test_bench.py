@@ -32,7 +32,8 @@ def test_table3_quick_writes_every_row(tmp_path):
     assert entry["train"]["full"]["p50_ms"] > 0
     rows = {(r["backend"], r["precision"], r["batch"]): r for r in entry["eval"]}
     expected = {(b, p) for b in ("torch",) for p in ("fp32", "tf32", "fp16", "fp16+cudagraph")}
-    expected |= {("onnxruntime", "fp32"), ("onnxruntime-cuda", "fp32"), ("tensorrt", "fp16")}
+    expected |= {("onnxruntime", "fp32"), ("tensorrt", "fp16")}
+    expected |= {("onnxruntime-cuda", "fp32"), ("onnxruntime-cuda", "tf32")}
     assert {(b, p) for b, p, _ in rows} == expected
     for row in rows.values():
         if "skipped" in row:  # reported with its reason, never as zero or missing
@@ -41,6 +42,7 @@ def test_table3_quick_writes_every_row(tmp_path):
             assert row["p50_ms"] > 0 and row["items_per_s"] > 0 and row["tflops"] > 0
     measured = {(b, p) for (b, p, _), r in rows.items() if "skipped" not in r}
     assert ("torch", "fp32") in measured and ("onnxruntime", "fp32") in measured
+    assert rows[("onnxruntime", "fp32", 1)]["providers"] == ["CPUExecutionProvider"]
     if not torch.cuda.is_available():
         assert "no CUDA GPU" in rows[("torch", "fp16", 1)]["skipped"]
     markdown = (tmp_path / "table3.md").read_text()
@@ -70,3 +72,14 @@ def test_eval_throughput_quick(tmp_path):
     assert results["images"] == 2 and results["images_per_s"] > 0
     assert set(results["seconds"]) == {"load", "inference", "scoring"}
     assert "| inference |" in (tmp_path / "eval.md").read_text()
+
+
+def test_a_cuda_run_measures_no_cpu_row_and_no_tf32_as_fp32():
+    """Rows are planned without running: a CUDA run skips the CPU ONNX Runtime row (it would be
+    reported under the GPU's name), and the CUDA provider gets an fp32 row and a tf32 row."""
+    from genadapt.benchmarks.table3 import BenchConfig, eval_backends
+
+    entries = eval_backends(BenchConfig([(64, 32)], width=0.0625, device="cuda"), (64, 32))
+    rows = {(b, p): f for b, p, f in entries}
+    assert rows[("onnxruntime", "fp32")] == "a CPU row, skipped on a CUDA run"
+    assert {("onnxruntime-cuda", "fp32"), ("onnxruntime-cuda", "tf32")} <= set(rows)

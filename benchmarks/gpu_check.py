@@ -1,0 +1,304 @@
+"""`genadapt-bench gpu-check`: every GPU path once, on one machine, in one command.
+
+Each check prints its own PASS / FAIL / SKIP line and the run goes on past a failure, so that one
+short lease of a GPU answers every question at once. Everything lands in one folder: a log, a
+`checks.json` and `gpu-check.tar.gz` with the benchmark reports. `benchmarks/gpu_check.sh` installs
+what a stock CUDA PyTorch image lacks and runs this. With `--device cpu --quick` the same checks
+run at tiny sizes on a CPU, which the test suite does so that this cannot rot between GPU leases.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tarfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genadapt.benchmarks.http_bench import run_http
+from genadapt.benchmarks.pipeline import run_pipeline, sample_jpeg
+from genadapt.benchmarks.server import serving
+from genadapt.benchmarks.table3 import BenchConfig, run_table3, train_iteration
+from genadapt.benchmarks.timing import environment
+from genadapt.checkpoint import Checkpoint, save_checkpoint
+from genadapt.imaging import network_input
+from genadapt.labels import CITYSCAPES19
+from genadapt.model import ModelConfig, build_model
+from genadapt.onnx_graph import export_graph
+from genadapt.runtime import TorchSegmenter
+from genadapt.scenes.generate import generate_scenes
+
+log = logging.getLogger(__name__)
+AGREEMENT = 0.995  # labels of a GPU path against CPU fp32 (issue: ≥ 99.5% of pixels)
+
+
+@dataclass
+class CheckPlan:
+    """Sizes and repetitions: the paper's sizes on a GPU, tiny ones for the CPU self-test."""
+
+    device: str
+    size: tuple[int, int]
+    width: float
+    sizes: list[tuple[int, int]]
+    images: int
+    train_iterations: int
+    reps: int
+    http_requests: int
+    concurrency: list[int]
+    train_reps: int = 10
+    warmup: int = 3
+    budget_s: float = 15  # per timed measurement
+
+    @classmethod
+    def for_device(cls, device: str, quick: bool) -> CheckPlan:
+        if quick:
+            return cls(device, (64, 32), 0.0625, [(64, 32)], 2, 4, 3, 4, [1, 2], 2, 1, 2)
+        return cls(device, (1024, 512), 1.0, [(512, 256), (1024, 512)], 4, 30, 30, 64, [1, 8])
+
+
+def trained_like(width: float, size: tuple[int, int], padding: str = "pad1") -> Checkpoint:
+    """Random F+C with non-zero score layers: the labels vary per pixel (an untrained FCN's
+    zero-initialized head would tie every class and make agreement meaningless)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(num_classes=19, width=width, padding=padding))
+    with torch.no_grad():
+        for score in (model.score_fr, model.score_pool4, model.score_pool3):
+            score.weight.normal_(0, 0.05 / math.sqrt(width))
+    return Checkpoint.from_model(model, CITYSCAPES19, size)
+
+
+def scenes(folder: Path, count: int, size: tuple[int, int]) -> np.ndarray:
+    """Rendered target-look street scenes at the network size, as a uint8 batch."""
+    generate_scenes(folder, size, source=0, target_train=0, target_val=count, unseen=0, workers=1)
+    paths = sorted((folder / "target" / "leftImg8bit" / "val").rglob("*.png"))[:count]
+    return np.stack([network_input(p.read_bytes(), size) for p in paths])
+
+
+def check_torch(plan: CheckPlan, ckpt: Checkpoint, images: np.ndarray) -> dict:
+    """PyTorch on the device (fp16, channels_last, CUDA graph on a GPU) against CPU fp32."""
+    reference = TorchSegmenter.from_checkpoint(ckpt, "cpu")
+    expected = reference.run(images, reference.output_size)
+    segmenter = TorchSegmenter.from_checkpoint(ckpt, plan.device)
+    got = np.concatenate(
+        [segmenter.run(images[i : i + 1], segmenter.output_size) for i in range(len(images))]
+    )
+    agreement = float((got == expected).mean())
+    return {
+        "passed": agreement >= AGREEMENT,
+        "label_agreement": round(agreement, 6),
+        "segmenter": segmenter.describe(),
+    }
+
+
+def check_onnxruntime(plan: CheckPlan, ckpt: Checkpoint, images: np.ndarray) -> dict:
+    """The labels graph on ONNX Runtime's CUDA provider with IO binding against its CPU run."""
+    from genadapt.runtime.ort_providers import choose_providers, import_onnxruntime
+
+    ort = import_onnxruntime()
+    data = export_graph(ckpt.build_model(), "labels", ckpt.input_size, ckpt.normalization)
+    cpu = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    expected = cpu.run(None, {"image": images})[0]
+    ort_device = "cuda" if plan.device == "cuda" else "cpu"
+    session = ort.InferenceSession(
+        data, providers=choose_providers(ort_device, ort.get_available_providers())
+    )
+    binding = session.io_binding()
+    binding.bind_cpu_input("image", images)
+    binding.bind_output("labels", ort_device)
+    session.run_with_iobinding(binding)
+    got = binding.copy_outputs_to_cpu()[0]
+    agreement = float((got == expected).mean())
+    return {
+        "passed": agreement >= AGREEMENT,
+        "label_agreement": round(agreement, 6),
+        "providers": session.get_providers(),
+    }
+
+
+def check_training(plan: CheckPlan) -> dict:
+    """The full D → G → F/C iteration in bf16 autocast on one fixed batch: every loss finite,
+    and F's segmentation loss falling (it overfits the batch)."""
+    from genadapt.trainer.adapter import Adapter, Batch
+    from genadapt.trainer.config import resolve_config
+
+    device = torch.device(plan.device)
+    w, h = (512, 256) if plan.device == "cuda" else plan.size
+    width = 0.25 if plan.device == "cuda" else plan.width
+    config = resolve_config("paper-fast", overrides={"width": width, "size": (w, h), "lr_fc": 1e-4})
+    adapter = Adapter(build_model(ModelConfig(19, width, "pad1")), config).to(device).train()
+    g = torch.Generator().manual_seed(0)
+    xs01, xt01 = (torch.rand(1, 3, h, w, generator=g).to(device) for _ in range(2))
+    ys = torch.randint(0, 19, (1, h // 16, w // 16), generator=g).to(torch.uint8)
+    ys = torch.nn.functional.interpolate(ys[None].float(), (h, w))[0].to(torch.uint8).to(device)
+    batch = Batch(xs=xs01 * 4 - 2, ys=ys, xs01=xs01, xt=xt01 * 4 - 2, xt01=xt01)
+    history: list[dict[str, float]] = []
+    for _ in range(plan.train_iterations):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            losses = adapter.iteration(batch)
+        history.append({k: float(v) for k, v in losses.items()})
+    finite = all(math.isfinite(v) for step in history for v in step.values())
+    first, last = history[0]["f_seg"], history[-1]["f_seg"]
+    return {
+        "passed": finite and last < first,
+        "iterations": len(history),
+        "f_seg_first": round(first, 4),
+        "f_seg_last": round(last, 4),
+        "losses_last": {k: round(v, 4) for k, v in history[-1].items()},
+    }
+
+
+def check_table3(plan: CheckPlan, out: Path) -> dict:
+    cfg = BenchConfig(
+        plan.sizes,
+        width=plan.width,
+        train_width=plan.width,
+        batches=(1, 4),
+        warmup=plan.warmup,
+        reps=plan.reps,
+        train_reps=plan.train_reps,
+        budget_s=plan.budget_s,
+        device=plan.device,
+    )
+    results = run_table3(cfg)
+    _save(out, "table3", results)
+    rows = [r for e in results["sizes"] for r in e["eval"] if "skipped" not in r]
+    return {"passed": bool(rows), "measured_rows": len(rows)}
+
+
+def check_pipeline(plan: CheckPlan, ckpt: Checkpoint, out: Path) -> dict:
+    results = run_pipeline(ckpt, ["torch", "onnxruntime"], plan.reps, plan.device)
+    _save(out, "pipeline", results)
+    measured = [b for b, stages in results["backends"].items() if "skipped" not in stages]
+    return {
+        "passed": bool(measured),
+        "measured": measured,
+        "total_p50_ms": {b: results["backends"][b]["total"]["p50_ms"] for b in measured},
+    }
+
+
+def check_service(plan: CheckPlan, ckpt: Checkpoint, out: Path) -> dict:
+    model = save_checkpoint(ckpt, out / "service-model.pt")
+    try:
+        with serving(model, plan.device, max_batch=max(plan.concurrency)) as url:
+            results = run_http(url, sample_jpeg(), plan.concurrency, plan.http_requests)
+    finally:
+        model.unlink(missing_ok=True)
+    _save(out, "http", results)
+    levels = results["levels"]
+    ok = all(level["errors"] == 0 for level in levels)
+    summary = [
+        {
+            "concurrency": level["concurrency"],
+            "p50_ms": level["latency"]["p50_ms"],
+            "requests_per_s": level["throughput_rps"],
+            "errors": level["errors"],
+        }
+        for level in levels
+    ]
+    return {"passed": ok, "levels": summary}
+
+
+def check_paper_iteration(plan: CheckPlan) -> dict:
+    """The `paper` preset's iteration (pad100, full width on a GPU) at 1024×512."""
+    size = (1024, 512) if plan.device == "cuda" else plan.size
+    cfg = BenchConfig(
+        [size],
+        width=plan.width,
+        train_width=plan.width,
+        padding="pad100",
+        warmup=plan.warmup,
+        train_reps=plan.train_reps,
+        budget_s=plan.budget_s,
+        device=plan.device,
+    )
+    result = train_iteration(cfg, size, "full")
+    return {"passed": result["p50_ms"] > 0, **result}
+
+
+def _save(out: Path, name: str, data: dict) -> None:
+    (out / f"{name}.json").write_text(json.dumps(data, indent=2))
+
+
+def run_gpu_check(out: Path, device: str, quick: bool, budget_s: float = 480) -> dict:
+    """Run every check, in order, and write the log, checks.json and the archive to `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    reports = out / "reports"
+    reports.mkdir(exist_ok=True)
+    handler = logging.FileHandler(out / "gpu-check.log", mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package = logging.getLogger("genadapt")  # the log file gets INFO whatever the console shows
+    package.addHandler(handler)
+    level, package.level = package.level, logging.INFO
+    plan = CheckPlan.for_device(device, quick)
+    started = time.perf_counter()
+    results: dict = {"environment": _environment(device), "plan": vars(plan).copy(), "checks": {}}
+    try:
+        ckpt = trained_like(plan.width, plan.size)
+        images = scenes(reports / "scenes", plan.images, plan.size)
+        checks: list[tuple[str, Callable[[], dict]]] = [
+            ("torch-vs-cpu", lambda: check_torch(plan, ckpt, images)),
+            ("onnxruntime-vs-cpu", lambda: check_onnxruntime(plan, ckpt, images)),
+            ("training-bf16", lambda: check_training(plan)),
+            ("table3", lambda: check_table3(plan, reports)),
+            ("pipeline", lambda: check_pipeline(plan, ckpt, reports)),
+            ("service", lambda: check_service(plan, ckpt, reports)),
+            ("paper-iteration-pad100", lambda: check_paper_iteration(plan)),
+        ]
+        for name, check in checks:
+            results["checks"][name] = _run_one(name, check, started, budget_s)
+            _save(out, "checks", results)
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+        handler.close()
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    _save(out, "checks", results)
+    _save(reports, "checks", results)
+    with tarfile.open(out / "gpu-check.tar.gz", "w:gz") as archive:
+        for path in sorted(reports.glob("*.json")):
+            archive.add(path, arcname=path.name)
+    passed = sum(c["status"] == "PASS" for c in results["checks"].values())
+    log.info(
+        "gpu-check: %d of %d checks passed in %.0f s",
+        passed,
+        len(results["checks"]),
+        results["seconds"],
+    )
+    return results
+
+
+def _run_one(name: str, check: Callable[[], dict], started: float, budget_s: float) -> dict:
+    if time.perf_counter() - started > budget_s:
+        line = {"status": "SKIP", "reason": f"over the {budget_s:.0f} s budget"}
+    else:
+        t0 = time.perf_counter()
+        try:
+            result = check()
+            line = {"status": "PASS" if result.pop("passed") else "FAIL", **result}
+        except Exception as exc:  # one broken path must not hide the others
+            log.error("%s raised:\n%s", name, traceback.format_exc())
+            line = {"status": "FAIL", "error": f"{type(exc).__name__}: {exc}"}
+        line["seconds"] = round(time.perf_counter() - t0, 1)
+    detail = {k: v for k, v in line.items() if k not in ("status",)}
+    log.info("%-4s %s: %s", line["status"], name, json.dumps(detail)[:400])
+    return line
+
+
+def _environment(device: str) -> dict:
+    info = environment(device)
+    try:
+        from genadapt.runtime.ort_providers import import_onnxruntime
+
+        ort = import_onnxruntime()
+        info["onnxruntime_providers"] = ort.get_available_providers()
+        info["onnxruntime_file"] = ort.__file__
+    except Exception as exc:  # reported, and the ONNX Runtime check fails with the reason
+        info["onnxruntime_providers"] = f"unavailable: {exc}"
+    return info

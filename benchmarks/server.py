@@ -1,0 +1,72 @@
+"""A genadapt-serve process on a free loopback port for the length of a `with` block."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from genadapt.errors import GenadaptError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(
+    model: str | Path, device: str, max_batch: int | None = None, timeout_s: float = 300
+) -> Iterator[str]:
+    """Start the service on `model`, wait until /readyz says so, yield its URL, then stop it
+    (SIGTERM, the graceful path) whatever happened inside the block."""
+    port = free_port()
+    env = dict(os.environ)
+    if max_batch is not None:
+        env["GENADAPT_MAX_BATCH"] = str(max_batch)
+    command = [
+        sys.executable,
+        "-m",
+        "genadapt.serve.cli",
+        str(model),
+        "--port",
+        str(port),
+        "--device",
+        device,
+    ]
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, server, timeout_s)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _wait_ready(url: str, server: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if server.poll() is not None:
+            tail = (server.stderr.read() if server.stderr else "")[-2000:]
+            raise GenadaptError(f"the benchmark server exited during start-up:\n{tail}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise GenadaptError(f"{url} was not ready within {timeout_s:.0f} s")

@@ -1,0 +1,109 @@
+"""The GPU check, in its CPU self-test mode at tiny sizes: every check runs and reports, the
+archive holds the reports, and a broken check fails alone without stopping the others."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import pytest
+
+from genadapt.benchmarks import gpu_check
+from genadapt.benchmarks.cli import cli
+
+CHECKS = ["torch-vs-cpu", "onnxruntime-vs-cpu", "training-bf16", "table3", "pipeline", "service",
+          "paper-iteration-pad100"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def broken_run(tmp_path_factory):
+    """One run with the ONNX Runtime check broken on purpose (it raises)."""
+    out = tmp_path_factory.mktemp("gpu-check")
+    patch = pytest.MonkeyPatch()
+
+    def broken(*args):
+        raise RuntimeError("CUDAExecutionProvider exploded")
+
+    patch.setattr(gpu_check, "check_onnxruntime", broken)
+    try:
+        status = cli(["gpu-check", "--quick", "--device", "cpu", "--out", str(out)])
+    finally:
+        patch.undo()
+    return out, status
+
+
+def test_every_check_reports_and_a_failure_does_not_stop_the_rest(broken_run, capsys):
+    out, status = broken_run
+    assert status == 2  # not every check passed
+    results = json.loads((out / "checks.json").read_text())
+    assert list(results["checks"]) == CHECKS
+    statuses = {name: check["status"] for name, check in results["checks"].items()}
+    assert statuses.pop("onnxruntime-vs-cpu") == "FAIL"
+    assert set(statuses.values()) == {"PASS"}, results["checks"]
+    assert "CUDAExecutionProvider exploded" in results["checks"]["onnxruntime-vs-cpu"]["error"]
+    assert results["checks"]["torch-vs-cpu"]["label_agreement"] == 1.0  # CPU against CPU
+    training = results["checks"]["training-bf16"]
+    assert training["f_seg_last"] < training["f_seg_first"]
+    log = (out / "gpu-check.log").read_text()
+    assert "FAIL onnxruntime-vs-cpu" in log and "PASS table3" in log
+    assert "Traceback" in log  # the failure's traceback is kept for whoever reads the log
+
+
+def test_the_archive_holds_the_benchmark_reports(broken_run):
+    out, _ = broken_run
+    with tarfile.open(out / "gpu-check.tar.gz") as archive:
+        names = set(archive.getnames())
+    assert {"table3.json", "pipeline.json", "http.json", "checks.json"} <= names
+
+
+def test_the_onnxruntime_check_passes_on_the_cpu(tmp_path):
+    plan = gpu_check.CheckPlan.for_device("cpu", quick=True)
+    ckpt = gpu_check.trained_like(plan.width, plan.size)
+    images = gpu_check.scenes(tmp_path, plan.images, plan.size)
+    result = gpu_check.check_onnxruntime(plan, ckpt, images)
+    assert result["passed"] and result["providers"] == ["CPUExecutionProvider"]
+
+
+def test_the_one_command_joins_split_wheels_installs_them_and_runs(tmp_path):
+    """benchmarks/gpu_check.sh as a GPU session runs it, with this machine's Python standing in
+    for the image's: genadapt's own wheel travels split in parts, as onnxruntime-gpu's does."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(wheels), str(root)], check=True, cwd=tmp_path)  # fmt: skip
+    (wheel,) = wheels.glob("genadapt-*.whl")
+    data = wheel.read_bytes()
+    (wheels / f"{wheel.name}.sha256").write_text(
+        f"{hashlib.sha256(data).hexdigest()}  {wheel.name}\n"
+    )
+    half = len(data) // 2
+    (wheels / f"{wheel.name}.part-aa").write_bytes(data[:half])
+    (wheels / f"{wheel.name}.part-ab").write_bytes(data[half:])
+    wheel.unlink()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "python3"  # a script, not a link: a link would lose the virtualenv
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "GENADAPT_SITE": str(tmp_path / "site")}  # fmt: skip
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [str(root / "benchmarks/gpu_check.sh"), str(wheels), str(out), "--quick", "--device",
+         "cpu"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "site/genadapt/benchmarks/gpu_check.py").exists()
+    results = json.loads((out / "checks.json").read_text())
+    assert {c["status"] for c in results["checks"].values()} == {"PASS"}
+    assert (out / "gpu-check.tar.gz").exists() and "PASS" in (out / "console.log").read_text()
+    (wheels / f"{wheel.name}.part-ab").write_bytes(data[half:] + b"x")  # a broken transfer
+    bad = subprocess.run([str(root / "benchmarks/gpu_check.sh"), str(wheels), str(out)],
+                         env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 1 and "does not match its sha256" in bad.stderr
