@@ -17,22 +17,25 @@ from genadapt.onnx_graph import FLAVOURS
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    defaults = ExportOptions()  # the one place the defaults are written
     p = argparse.ArgumentParser(prog="genadapt-export", description=__doc__)
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--flavour", nargs="+", choices=FLAVOURS, default=list(FLAVOURS))
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--flavour", nargs="+", choices=FLAVOURS, default=list(defaults.flavours))
+    p.add_argument("--opset", type=int, default=defaults.opset)
     p.add_argument(
         "--upsample",
         choices=UPSAMPLE_MODES,
-        default="bilinear",
+        default=defaults.upsample,
         help="baked into the labels flavour",
     )
     p.add_argument("--tensorrt", action="store_true", help="also build model.engine (needs a GPU)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp16", help="of the engine")
-    p.add_argument("--max-batch", type=int, default=8)
+    p.add_argument(
+        "--precision", choices=PRECISIONS, default=defaults.precision, help="of the engine"
+    )
+    p.add_argument("--max-batch", type=int, default=defaults.max_batch)
     p.add_argument("--triton", action="store_true", help="also write a Triton model repository")
-    p.add_argument("--parity-images", type=int, default=8)
+    p.add_argument("--parity-images", type=int, default=defaults.parity_images)
     p.add_argument(
         "--eval",
         nargs=2,
@@ -40,7 +43,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"also gate on the mIoU delta over a dataset: {', '.join(DATASET_KINDS)}",
     )
-    p.add_argument("--eval-limit", type=int, default=50)
+    p.add_argument("--eval-limit", type=int, default=defaults.eval_limit)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 

@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 
 import genadapt
-from genadapt.checkpoint import load_checkpoint
+from genadapt.checkpoint import Checkpoint, load_checkpoint
 from genadapt.datasets import SegmentationDataset
-from genadapt.export.onnx_export import ExportError, write_onnx
+from genadapt.export.onnx_export import ExportError, model_bytes, write_onnx
 from genadapt.export.parity import ParityError, check_parity
-from genadapt.onnx_graph import DEFAULT_OPSET, FLAVOURS
+from genadapt.onnx_graph import DEFAULT_OPSET, FLAVOURS, export_graph
+from genadapt.runtime import TorchSegmenter
 from genadapt.runtime.onnx_backend import OnnxSegmenter
 from genadapt.sidecar import SIDECAR_NAME, Sidecar, file_sha256
+from genadapt.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -47,43 +49,56 @@ def run_export(checkpoint_path: Path, out: Path, options: ExportOptions) -> Side
     eval_set = None
     if options.eval_kind:
         eval_set = SegmentationDataset(
-            options.eval_kind, options.eval_root, label_space=checkpoint.label_space
+            options.eval_kind, options.eval_root, label_space=checkpoint.spec.label_space
         )
-    sidecar = _new_sidecar(checkpoint, checkpoint_path, options)
+    model = checkpoint.build_model()  # built once: exported, and the parity gate's reference
+    spec = checkpoint.spec.replace(upsample=options.upsample)
+    reference = TorchSegmenter(model, spec)
+    sidecar = _new_sidecar(checkpoint, checkpoint_path, spec)
+    weight_bytes = model_bytes(checkpoint)
+    gate = GateInputs(reference, options.parity_images, eval_set, options.eval_limit)
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     try:
         for flavour in options.flavours:
-            path = staging / f"model.{flavour}.onnx"
-            artifact = write_onnx(checkpoint, flavour, path, options.upsample, options.opset)
-            sidecar.artifacts[path.name] = artifact
-            sidecar.save(staging)  # the runtime reads the artifact through its sidecar
-            segmenter = OnnxSegmenter.from_file(path, "cpu")
-            logits_fn = None
-            if flavour == "logits":
-                logits_fn = lambda x, s=segmenter: s.session.run(None, {s.in_name: x})[0]  # noqa: E731
-            artifact.parity = _gate(
-                path.name,
-                check_parity(
-                    checkpoint,
-                    segmenter,
-                    "fp32",
-                    options.parity_images,
-                    logits_fn,
-                    eval_set,
-                    options.eval_limit,
-                ),
-            )
+            graph = export_graph(model, flavour, spec, options.opset)
+            artifact = write_onnx(graph, staging / f"model.{flavour}.onnx", weight_bytes)
+            segmenter = OnnxSegmenter.from_graph(graph, spec)
+            logits_fn = segmenter.logits if flavour == "logits" else None
+            artifact.parity = gate.check(artifact.file, segmenter, "fp32", logits_fn)
+            sidecar.artifacts[artifact.file] = artifact
         if options.tensorrt:
-            _tensorrt(staging, sidecar, checkpoint, options, eval_set)
-        sidecar.save(staging)
+            _tensorrt(staging, sidecar, options, gate)
         if options.triton:
             _triton(staging, sidecar, options)
+        sidecar.save(staging)  # once, describing exactly what is published beside it
         _publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported %s to %s", ", ".join(sidecar.artifacts), out)
     return sidecar
+
+
+@dataclass
+class GateInputs:
+    """What every artifact is compared against: the reference and the images."""
+
+    reference: TorchSegmenter
+    images: int
+    eval_set: SegmentationDataset | None
+    eval_limit: int | None
+
+    def check(self, name: str, segmenter, precision: str, logits_fn=None) -> dict:
+        result = check_parity(
+            self.reference,
+            segmenter,
+            precision,
+            self.images,
+            logits_fn,
+            self.eval_set,
+            self.eval_limit,
+        )
+        return _gate(name, result)
 
 
 def _gate(name: str, result) -> dict:
@@ -99,7 +114,7 @@ def _gate(name: str, result) -> dict:
     return summary
 
 
-def _tensorrt(staging: Path, sidecar: Sidecar, checkpoint, options: ExportOptions, eval_set):
+def _tensorrt(staging: Path, sidecar: Sidecar, options: ExportOptions, gate: GateInputs):
     from genadapt.export.tensorrt_build import build_engine
     from genadapt.runtime.tensorrt_backend import TensorRTSegmenter
 
@@ -118,19 +133,9 @@ def _tensorrt(staging: Path, sidecar: Sidecar, checkpoint, options: ExportOption
         options.max_batch,
         timing_cache=cache,
     )
+    segmenter = TensorRTSegmenter(engine, artifact, sidecar.spec)
+    artifact.parity = gate.check(engine.name, segmenter, options.precision)
     sidecar.artifacts[engine.name] = artifact
-    sidecar.save(staging)
-    artifact.parity = _gate(
-        engine.name,
-        check_parity(
-            checkpoint,
-            TensorRTSegmenter(engine),
-            options.precision,
-            options.parity_images,
-            eval_dataset=eval_set,
-            eval_limit=options.eval_limit,
-        ),
-    )
 
 
 def _triton(staging: Path, sidecar: Sidecar, options: ExportOptions) -> None:
@@ -157,20 +162,14 @@ def _publish(staging: Path, out: Path) -> None:
             entry.replace(target)
 
 
-def _new_sidecar(checkpoint, path: Path, options: ExportOptions) -> Sidecar:
+def _new_sidecar(checkpoint: Checkpoint, path: Path, spec: ModelSpec) -> Sidecar:
     import onnx
-    import onnxruntime
     import torch
 
-    space = checkpoint.label_space
+    from genadapt.runtime.ort_providers import import_onnxruntime
+
     return Sidecar(
-        label_space=space.to_dict(),
-        class_names=list(space.names),
-        palette=[list(c) for c in space.palette],
-        input_size=list(checkpoint.input_size),
-        output_scale=2,
-        normalization=checkpoint.normalization.to_dict(),
-        upsample=options.upsample,
+        spec=spec,
         checkpoint={
             "file": path.name,
             "sha256": file_sha256(path),
@@ -181,7 +180,7 @@ def _new_sidecar(checkpoint, path: Path, options: ExportOptions) -> Sidecar:
             "genadapt": genadapt.__version__,
             "torch": torch.__version__,
             "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
+            "onnxruntime": import_onnxruntime().__version__,
             "numpy": np.__version__,
         },
     )

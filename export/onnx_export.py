@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import asdict
 from pathlib import Path
 
 import onnx
@@ -9,8 +11,8 @@ from onnx import numpy_helper
 
 from genadapt.checkpoint import Checkpoint
 from genadapt.errors import GenadaptError
-from genadapt.onnx_graph import DEFAULT_OPSET, IO_NAMES, export_graph
-from genadapt.sidecar import Artifact, file_sha256
+from genadapt.onnx_graph import OnnxGraph
+from genadapt.sidecar import Artifact
 
 TRAINING_ONLY_PREFIXES = ("G.", "D.", "generator", "discriminator", "opt_")
 
@@ -19,48 +21,26 @@ class ExportError(GenadaptError):
     """The export could not be written or failed a check; nothing of the user's was changed."""
 
 
-def write_onnx(
-    checkpoint: Checkpoint, flavour: str, path: Path, upsample: str, opset: int = DEFAULT_OPSET
-) -> Artifact:
-    """Export one flavour to `path`, run onnx.checker and the F+C-only check."""
-    if opset < 17:
-        raise ExportError(f"opset must be 17 or newer, got {opset}")
-    model = checkpoint.build_model()
-    data = export_graph(
-        model, flavour, checkpoint.input_size, checkpoint.normalization, upsample, opset=opset
-    )
-    path.write_bytes(data)
-    proto = onnx.load_from_string(data)
+def write_onnx(graph: OnnxGraph, path: Path, weight_bytes: int) -> Artifact:
+    """Write `graph` to `path` after onnx.checker and the F+C-only check (`weight_bytes`: what
+    F+C's float tensors weigh); its artifact description comes from the graph's own I/O."""
+    if graph.opset < 17:
+        raise ExportError(f"opset must be 17 or newer, got {graph.opset}")
+    proto = onnx.load_from_string(graph.data)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"onnx.checker rejected {path.name}: {exc}") from None
-    check_only_test_time_weights(proto, model_bytes(checkpoint))
-    width, height = checkpoint.input_size
-    k, scale = checkpoint.label_space.num_classes, 2
-    in_name, out_name = IO_NAMES[flavour]
-    if flavour == "logits":
-        shapes = (["batch", 3, height, width], ["batch", k, height, width], "float32", "float32")
-    else:
-        shapes = (
-            ["batch", height, width, 3],
-            ["batch", scale * height, scale * width],
-            "uint8",
-            "uint8",
-        )
+    check_only_test_time_weights(proto, weight_bytes)
+    path.write_bytes(graph.data)
     return Artifact(
         file=path.name,
         kind="onnx",
-        flavour=flavour,
-        sha256=file_sha256(path),
-        input_name=in_name,
-        input_dtype=shapes[2],
-        input_shape=shapes[0],
-        output_name=out_name,
-        output_dtype=shapes[3],
-        output_shape=shapes[1],
+        flavour=graph.flavour,
+        sha256=hashlib.sha256(graph.data).hexdigest(),
+        **asdict(graph.io),
         precision="fp32",
-        opset=opset,
+        opset=graph.opset,
     )
 
 

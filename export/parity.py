@@ -9,12 +9,12 @@ label agreement and mIoU delta only, since fp16 logits legitimately differ in th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from genadapt.checkpoint import Checkpoint
 from genadapt.datasets import SegmentationDataset
 from genadapt.errors import GenadaptError
 from genadapt.evaluate import evaluate
@@ -22,6 +22,7 @@ from genadapt.imaging import normalize_batch, resize_rgb
 from genadapt.metrics import ConfusionMatrix
 from genadapt.runtime import Segmenter, TorchSegmenter
 from genadapt.scenes.generate import SceneSpec, make_scene
+from genadapt.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -55,37 +56,38 @@ class ParityResult:
         return asdict(self)
 
 
-def scene_inputs(size: tuple[int, int], count: int, seed: int = 1234) -> tuple[np.ndarray, list]:
-    """uint8 (N, H, W, 3) target-look scenes at the network size, and their labels at 2×."""
+def scene_inputs(spec: ModelSpec, count: int, seed: int = 1234) -> tuple[np.ndarray, list]:
+    """uint8 (N, H, W, 3) target-look scenes at the network size, and their labels at the
+    output size."""
     images, labels = [], []
     for i in range(count):
-        rgb, train_ids = make_scene(SceneSpec("target", "val", i, (2 * size[0], 2 * size[1]), seed))
-        images.append(resize_rgb(rgb, size))
+        rgb, train_ids = make_scene(SceneSpec("target", "val", i, spec.output_size, seed))
+        images.append(resize_rgb(rgb, spec.input_size))
         labels.append(train_ids)
     return np.stack(images), labels
 
 
 def check_parity(
-    checkpoint: Checkpoint,
+    reference: TorchSegmenter,
     artifact: Segmenter,
     precision: str = "fp32",
     images: int = 8,
-    logits_fn=None,
+    logits_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     eval_dataset: SegmentationDataset | None = None,
     eval_limit: int | None = None,
 ) -> ParityResult:
-    """Compare `artifact` with the checkpoint in PyTorch fp32 on the CPU.
+    """Compare `artifact` with `reference`, the checkpoint's F+C in PyTorch fp32 on the CPU.
 
     `logits_fn`, for a logits-flavour artifact, maps normalized float NCHW to its logits, so that
     the elementwise difference is measured too.
     """
-    reference = TorchSegmenter.from_checkpoint(checkpoint, "cpu", upsample=artifact.upsample)
-    batch, gt = scene_inputs(checkpoint.input_size, images)
-    ref_labels = np.concatenate([reference.run(b[None], reference.output_size) for b in batch])
-    art_labels = np.concatenate([artifact.run(b[None], reference.output_size) for b in batch])
+    spec = reference.spec
+    batch, gt = scene_inputs(spec, images)
+    ref_labels = np.concatenate([reference.run(b[None], spec.output_size) for b in batch])
+    art_labels = np.concatenate([artifact.run(b[None], spec.output_size) for b in batch])
     agreement = float((ref_labels == art_labels).mean())
-    k = checkpoint.label_space.num_classes
-    lut = checkpoint.label_space.from_cityscapes_train_ids()
+    k = spec.label_space.num_classes
+    lut = spec.label_space.from_cityscapes_train_ids()
     miou = {}
     for name, pred in (("reference", ref_labels), ("artifact", art_labels)):
         matrix = ConfusionMatrix(k)
@@ -93,7 +95,7 @@ def check_parity(
         miou[name] = 100 * matrix.miou()
     max_diff = scale = None
     if logits_fn is not None:
-        x = normalize_batch(batch, checkpoint.normalization)
+        x = normalize_batch(batch, spec.normalization)
         with torch.inference_mode():
             ref_logits = reference.model(torch.from_numpy(x)).numpy()
         art_logits = logits_fn(x)

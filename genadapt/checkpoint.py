@@ -17,9 +17,10 @@ import torch
 
 from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write, load_weights_only
-from genadapt.imaging import Normalization
+from genadapt.imaging import IMAGENET, Normalization
 from genadapt.labels import LabelSpace
 from genadapt.model import FCN8s, ModelConfig, build_model, check_input_size
+from genadapt.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -33,31 +34,37 @@ class CheckpointError(GenadaptError):
 
 @dataclass
 class Checkpoint:
-    """F+C weights and everything needed to rebuild and run them."""
+    """F+C weights, the config that builds them, and the `ModelSpec` they are run with."""
 
     model_config: ModelConfig
-    label_space: LabelSpace
-    input_size: tuple[int, int]  # (W, H) the network runs at, e.g. (1024, 512)
+    spec: ModelSpec  # label space, input size (W, H) and normalization of the trained network
     state_dict: dict[str, torch.Tensor]
-    normalization: Normalization = field(default_factory=Normalization)
     train_config: dict[str, Any] = field(default_factory=dict)
     step: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.label_space.num_classes != self.model_config.num_classes:
+        space = self.spec.label_space
+        if space.num_classes != self.model_config.num_classes:
             raise CheckpointError(
-                f"label space {self.label_space.name!r} has {self.label_space.num_classes} "
+                f"label space {space.name!r} has {space.num_classes} "
                 f"classes but the model predicts {self.model_config.num_classes}"
             )
-        check_input_size(self.input_size[1], self.input_size[0], self.model_config.padding)
+        width, height = self.spec.input_size
+        check_input_size(height, width, self.model_config.padding)
 
     @classmethod
     def from_model(
-        cls, model: FCN8s, label_space: LabelSpace, input_size: tuple[int, int], **kw: Any
+        cls,
+        model: FCN8s,
+        label_space: LabelSpace,
+        input_size: tuple[int, int],
+        normalization: Normalization = IMAGENET,
+        **kw: Any,
     ) -> Checkpoint:
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        return cls(model.config, label_space, tuple(input_size), state, **kw)
+        spec = ModelSpec(label_space, tuple(input_size), normalization)
+        return cls(model.config, spec, state, **kw)
 
     def build_model(self) -> FCN8s:
         """Rebuild F+C with these weights, in eval mode on the CPU."""
@@ -71,9 +78,9 @@ class Checkpoint:
     def to_payload(self) -> dict[str, Any]:
         meta = {
             "model": self.model_config.to_dict(),
-            "label_space": self.label_space.to_dict(),
-            "input_size": list(self.input_size),
-            "normalization": self.normalization.to_dict(),
+            "label_space": self.spec.label_space.to_dict(),
+            "input_size": list(self.spec.input_size),
+            "normalization": self.spec.normalization.to_dict(),
             "train_config": self.train_config,
             "step": int(self.step),
             "metrics": self.metrics,
@@ -110,10 +117,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         return Checkpoint(
             model_config=ModelConfig.from_dict(payload["model"]),
-            label_space=LabelSpace.from_dict(payload["label_space"]),
-            input_size=(int(payload["input_size"][0]), int(payload["input_size"][1])),
+            spec=ModelSpec(
+                LabelSpace.from_dict(payload["label_space"]),
+                (int(payload["input_size"][0]), int(payload["input_size"][1])),
+                Normalization.from_dict(payload["normalization"]),
+            ),
             state_dict=payload["state_dict"],
-            normalization=Normalization.from_dict(payload["normalization"]),
             train_config=payload.get("train_config", {}),
             step=int(payload.get("step", 0)),
             metrics=payload.get("metrics", {}),

@@ -72,14 +72,14 @@ def evaluate(
 ) -> EvalResult:
     """Run the protocol on `dataset` (or its first `limit` images, or `indices`); loading is
     parallel (workers decode and resize), inference batched."""
-    dataset.transform = Transform(size=segmenter.input_size, train=False)
+    dataset.transform = Transform(size=segmenter.spec.input_size, train=False)
     if indices is None and limit is not None:
         indices = list(range(min(limit, len(dataset))))
     data = dataset if indices is None else Subset(dataset, indices)
     loader = DataLoader(
         data, batch_size=batch_size, num_workers=num_workers, collate_fn=list_collate
     )
-    matrix = ConfusionMatrix(segmenter.label_space.num_classes)
+    matrix = ConfusionMatrix(segmenter.spec.label_space.num_classes)
     seconds = {"load": 0.0, "inference": 0.0, "scoring": 0.0}
     tick = time.perf_counter()
     for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
@@ -94,8 +94,8 @@ def evaluate(
             matrix.update(torch.stack([s["label"] for s in group]), torch.from_numpy(pred))
             seconds["scoring"] += time.perf_counter() - scored
         tick = time.perf_counter()
-    subsets = reported_subsets(segmenter.label_space, dataset.kind.classes)
-    return EvalResult(matrix, segmenter.label_space, subsets, len(data), seconds)
+    subsets = reported_subsets(segmenter.spec.label_space, dataset.kind.classes)
+    return EvalResult(matrix, segmenter.spec.label_space, subsets, len(data), seconds)
 
 
 def _group_by_label_size(batch: list[dict]) -> list[list[dict]]:

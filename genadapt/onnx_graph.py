@@ -1,9 +1,9 @@
 """F+C as ONNX graphs, in the two flavours every runtime understands.
 
 - ``logits``: float (N, 3, H, W) normalized → float logits (N, K, H, W).
-- ``labels``: uint8 (N, H, W, 3) RGB at the network size → uint8 train ids (N, s·H, s·W):
-  normalization, the ×s upsampling and the ArgMax (cast to uint8) run inside the graph, so a GPU
-  runtime moves only uint8 in and out.
+- ``labels``: uint8 (N, H, W, 3) RGB at the network size → uint8 train ids at the spec's output
+  size: normalization, the upsampling and the ArgMax (cast to uint8) run inside the graph, so a
+  GPU runtime moves only uint8 in and out.
 Static H×W, dynamic batch. Only F+C is traced: G and D do not exist at test time.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
@@ -18,10 +20,51 @@ from torch import nn
 
 from genadapt.imaging import Normalization
 from genadapt.model import FCN8s
+from genadapt.spec import ModelSpec
 
 FLAVOURS = ("logits", "labels")
 DEFAULT_OPSET = 17
-IO_NAMES = {"logits": ("input", "logits"), "labels": ("image", "labels")}
+BATCH = "batch"  # the name of the dynamic dimension
+
+
+@dataclass(frozen=True)
+class GraphIO:
+    """The graph's one input and one output: names, element types and shapes (BATCH dynamic)."""
+
+    input_name: str
+    input_dtype: str
+    input_shape: list[Any]
+    output_name: str
+    output_dtype: str
+    output_shape: list[Any]
+
+
+@dataclass(frozen=True)
+class OnnxGraph:
+    """A serialized F+C graph and what it takes and returns."""
+
+    data: bytes
+    flavour: str
+    io: GraphIO
+    opset: int
+
+
+def graph_io(flavour: str, spec: ModelSpec) -> GraphIO:
+    width, height = spec.input_size
+    if flavour == "logits":
+        k = spec.label_space.num_classes
+        return GraphIO(
+            "input",
+            "float32",
+            [BATCH, 3, height, width],
+            "logits",
+            "float32",
+            [BATCH, k, height, width],
+        )
+    out_w, out_h = spec.output_size
+    return GraphIO(
+        "image", "uint8", [BATCH, height, width, 3], "labels", "uint8", [BATCH, out_h, out_w]
+    )
 
 
 class LabelsGraph(nn.Module):
@@ -60,27 +103,21 @@ class LabelsGraph(nn.Module):
 
 
 def export_graph(
-    model: FCN8s,
-    flavour: str,
-    input_size: tuple[int, int],
-    normalization: Normalization,
-    upsample: str = "bilinear",
-    scale: int = 2,
-    opset: int = DEFAULT_OPSET,
-) -> bytes:
-    """Serialized ONNX model of F+C in `flavour`, for `input_size` = (W, H)."""
+    model: FCN8s, flavour: str, spec: ModelSpec, opset: int = DEFAULT_OPSET
+) -> OnnxGraph:
+    """F+C as an ONNX graph in `flavour`, at `spec`'s input size (and, for labels, its
+    normalization, upsampling and output size)."""
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
-    width, height = input_size
+    io_spec = graph_io(flavour, spec)
     model = model.eval()
     if flavour == "logits":
         module: nn.Module = model
-        example = torch.zeros(1, 3, height, width)
     else:
-        module = LabelsGraph(model, normalization, upsample, (height * scale, width * scale))
-        module = module.eval()
-        example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
-    in_name, out_name = IO_NAMES[flavour]
+        out_w, out_h = spec.output_size
+        module = LabelsGraph(model, spec.normalization, spec.upsample, (out_h, out_w)).eval()
+    dtype = torch.uint8 if io_spec.input_dtype == "uint8" else torch.float32
+    example = torch.zeros(1, *io_spec.input_shape[1:], dtype=dtype)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter: fast, one self-contained file, opset 17 and up.
@@ -91,9 +128,9 @@ def export_graph(
             buf,
             dynamo=False,
             opset_version=opset,
-            input_names=[in_name],
-            output_names=[out_name],
-            dynamic_axes={in_name: {0: "batch"}, out_name: {0: "batch"}},
+            input_names=[io_spec.input_name],
+            output_names=[io_spec.output_name],
+            dynamic_axes={io_spec.input_name: {0: BATCH}, io_spec.output_name: {0: BATCH}},
             do_constant_folding=True,
         )
-    return buf.getvalue()
+    return OnnxGraph(buf.getvalue(), flavour, io_spec, opset)

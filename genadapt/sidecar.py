@@ -2,8 +2,9 @@
 
 One sidecar describes every artifact of a folder (ONNX flavours, TensorRT engine): file hash,
 input/output names, dtypes and shapes, precision, and, for an engine, the TensorRT version and
-GPU it was built for. It also carries what serving needs without the checkpoint: classes and
-palette, network input size, normalization, upsampling, and the parity results of the export.
+GPU it was built for, with the parity results of the export. It also carries the `ModelSpec`
+that serving needs without the checkpoint: classes, input size, normalization, upsampling and
+output scale; each artifact's own precision completes it (`Sidecar.spec_for`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from typing import Any
 
 from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write_bytes
-from genadapt.imaging import Normalization
-from genadapt.labels import LabelSpace
+from genadapt.spec import ModelSpec
 
 SIDECAR_NAME = "model.json"
 FORMAT = "genadapt-export"
-VERSION = 1
+VERSION = 2  # 2: one `spec` object instead of loose fields
 
 
 class SidecarError(GenadaptError):
@@ -52,24 +52,14 @@ class Artifact:
 
 @dataclass
 class Sidecar:
-    label_space: dict[str, Any]
-    class_names: list[str]
-    palette: list[list[int]]
-    input_size: list[int]  # (W, H) the network runs at
-    output_scale: int
-    normalization: dict[str, list[float]]
-    upsample: str
+    spec: ModelSpec
     checkpoint: dict[str, Any]  # step, source file hash, model config
     versions: dict[str, str]
     artifacts: dict[str, Artifact] = field(default_factory=dict)
 
-    @property
-    def labels(self) -> LabelSpace:
-        return LabelSpace.from_dict(self.label_space)
-
-    @property
-    def norm(self) -> Normalization:
-        return Normalization.from_dict(self.normalization)
+    def spec_for(self, file_name: str) -> ModelSpec:
+        """The spec an artifact runs with: the folder's, at that artifact's precision."""
+        return self.spec.replace(precision=self.artifact(file_name).precision)
 
     def artifact(self, file_name: str) -> Artifact:
         try:
@@ -80,7 +70,14 @@ class Sidecar:
             ) from None
 
     def to_json(self) -> bytes:
-        data = {"format": FORMAT, "version": VERSION, **asdict(self)}
+        data = {
+            "format": FORMAT,
+            "version": VERSION,
+            "spec": self.spec.to_dict(),
+            "checkpoint": self.checkpoint,
+            "versions": self.versions,
+            "artifacts": {name: asdict(a) for name, a in self.artifacts.items()},
+        }
         return json.dumps(data, indent=2).encode()
 
     def save(self, folder: str | Path) -> Path:
@@ -99,13 +96,21 @@ def load_sidecar(artifact_path: str | Path) -> Sidecar:
         ) from None
     except (OSError, json.JSONDecodeError) as exc:
         raise SidecarError(f"cannot read {path}: {exc}") from None
-    if data.get("format") != FORMAT or data.get("version") != VERSION:
-        raise SidecarError(f"{path} is not a version {VERSION} genadapt export sidecar")
+    if data.get("format") != FORMAT:
+        raise SidecarError(f"{path} is not a genadapt export sidecar")
+    if data.get("version") != VERSION:
+        raise SidecarError(
+            f"{path} is a version {data.get('version')} sidecar; this genadapt reads version "
+            f"{VERSION}: export the checkpoint again"
+        )
     try:
-        artifacts = {k: Artifact(**v) for k, v in data.pop("artifacts").items()}
-        data.pop("format"), data.pop("version")
-        return Sidecar(**data, artifacts=artifacts)
-    except TypeError as exc:
+        return Sidecar(
+            spec=ModelSpec.from_dict(data["spec"]),
+            checkpoint=data["checkpoint"],
+            versions=data["versions"],
+            artifacts={k: Artifact(**v) for k, v in data["artifacts"].items()},
+        )
+    except (KeyError, TypeError, ValueError, GenadaptError) as exc:
         raise SidecarError(f"{path}: malformed sidecar ({exc})") from None
 
 

@@ -22,11 +22,11 @@ def test_round_trip_restores_everything(tmp_path):
     path = save_checkpoint(original, tmp_path / "sub" / "ckpt.pt")
     loaded = load_checkpoint(path)
     assert loaded.model_config == TINY
-    assert loaded.label_space == CITYSCAPES19
-    assert loaded.input_size == TINY_INPUT
+    assert loaded.spec.label_space == CITYSCAPES19
+    assert loaded.spec.input_size == TINY_INPUT
     assert loaded.step == 7 and loaded.metrics == {"miou": 0.5}
     assert loaded.train_config == original.train_config
-    assert loaded.normalization == original.normalization
+    assert loaded.spec.normalization == original.spec.normalization
     x = torch.randn(1, 3, TINY_INPUT[1], TINY_INPUT[0])
     torch.testing.assert_close(loaded.build_model()(x), original.build_model()(x))
     assert not list(tmp_path.glob("sub/.*.tmp")), "temporary file left behind"

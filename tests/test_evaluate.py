@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from genadapt.checkpoint import Checkpoint, save_checkpoint
+from genadapt.commands.eval import cli
 from genadapt.datasets import SegmentationDataset
-from genadapt.eval_cli import cli
 from genadapt.evaluate import evaluate, reported_subsets
 from genadapt.labels import CAMVID10, CITYSCAPES19, SYNTHIA13, SYNTHIA16
 from genadapt.model import build_model
@@ -29,7 +29,7 @@ def test_protocol_upsamples_to_full_resolution_2048x1024(tmp_path):
     segmenter = TorchSegmenter.from_checkpoint(
         Checkpoint.from_model(model, CITYSCAPES19, (1024, 512))
     )
-    assert segmenter.output_size == (2048, 1024)
+    assert segmenter.spec.output_size == (2048, 1024)
     result = evaluate(segmenter, SegmentationDataset("cityscapes", tmp_path), num_workers=0)
     train = next(iter(expected.values()))
     labelled = train != 255

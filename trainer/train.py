@@ -20,6 +20,7 @@ from genadapt.imaging import IMAGENET
 from genadapt.labels import get_label_space
 from genadapt.model import ModelConfig, build_model, check_input_size
 from genadapt.runtime import TorchSegmenter
+from genadapt.spec import ModelSpec
 from genadapt.trainer.adapter import Adapter, Batch
 from genadapt.trainer.config import ConfigError, TrainConfig
 from genadapt.trainer.data import StepDataset, step_loader, to_device_batch
@@ -46,8 +47,9 @@ class Data:
 def build_data(config: TrainConfig, rank: int = 0) -> Data:
     space = get_label_space(config.label_space)
     transform = Transform(config.size, config.crop, config.hflip)
-    source = SegmentationDataset(config.source_kind, config.source_root, config.source_split,
-                                 space, transform)  # fmt: skip
+    source = SegmentationDataset(
+        config.source_kind, config.source_root, config.source_split, space, transform
+    )
     n_val = config.source_val_count
     if n_val >= len(source):
         raise ConfigError(
@@ -62,8 +64,14 @@ def build_data(config: TrainConfig, rank: int = 0) -> Data:
     tgt = None
     epoch = len(train_ids)
     if config.variant != "source-only":
-        target = SegmentationDataset(config.target_kind, config.target_root, config.target_split,
-                                     space, transform, with_labels=False)  # fmt: skip
+        target = SegmentationDataset(
+            config.target_kind,
+            config.target_root,
+            config.target_split,
+            space,
+            transform,
+            with_labels=False,
+        )
         tgt = StepDataset(target, list(range(len(target))), seed + 1, steps)
         epoch = min(epoch, len(target))
     val = SegmentationDataset(config.source_kind, config.source_root, config.source_split, space)
@@ -83,7 +91,8 @@ def validate(adapter: Adapter, config: TrainConfig, data: Data) -> float:
         return float("nan")
     adapter.fc.eval()
     space = get_label_space(config.label_space)
-    segmenter = TorchSegmenter(adapter.fc, space, config.input_size, IMAGENET, cuda_graphs=False)
+    spec = ModelSpec(space, config.input_size, IMAGENET)
+    segmenter = TorchSegmenter(adapter.fc, spec, cuda_graphs=False)
     result = evaluate(segmenter, data.val, num_workers=0, indices=data.val_indices, progress=False)
     adapter.fc.train()
     return next(iter(result.to_dict()["miou"].values()))
@@ -254,8 +263,12 @@ class LossLogger:
             return
         n = done - self.since
         record = {k: round(float(v) / n, 5) for k, v in self.sums.items()}
-        record |= {"type": "train", "step": done, "lr_fc": lr,
-                   "sec_per_iter": round((time.perf_counter() - self.tick) / n, 4)}  # fmt: skip
+        record |= {
+            "type": "train",
+            "step": done,
+            "lr_fc": lr,
+            "sec_per_iter": round((time.perf_counter() - self.tick) / n, 4),
+        }
         self.sums, self.since, self.tick = {}, done, time.perf_counter()
         progress.set_postfix(f_seg=record["f_seg"], sec_per_iter=record["sec_per_iter"])
         self.write(record)

@@ -6,48 +6,34 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from genadapt.imaging import UPSAMPLE_MODES, Normalization, Upsample, resize_rgb
-from genadapt.labels import LabelSpace
+from genadapt.imaging import resize_rgb
+from genadapt.spec import ModelSpec
 
 
 class Segmenter(ABC):
-    """Resize to the network size, run F+C, upsample ×`output_scale`, argmax.
+    """Resize to the network size, run F+C, upsample ×`spec.output_scale`, argmax.
 
     Backends implement `run` on a uint8 batch already at the network size; `segment` accepts
-    images of any size. `output_size` = (W, H) is 2× the network size by default, as in the paper.
+    images of any size. `spec` (a `ModelSpec`) says what the network is and how it is run.
     """
 
     backend: str = "?"
-    precision: str = "fp32"
     device: str = "cpu"
 
-    def __init__(
-        self,
-        label_space: LabelSpace,
-        input_size: tuple[int, int],
-        normalization: Normalization,
-        upsample: Upsample = "bilinear",
-        output_scale: int = 2,
-    ) -> None:
-        if upsample not in UPSAMPLE_MODES:
-            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
-        self.label_space = label_space
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.normalization = normalization
-        self.upsample: Upsample = upsample
-        self.set_output_scale(output_scale)
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
 
     def set_output_scale(self, scale: int) -> None:
         """Label maps at `scale`× the network size from now on (the paper's is 2)."""
-        self.output_scale = scale
-        self.output_size = (self.input_size[0] * scale, self.input_size[1] * scale)
+        self.spec = self.spec.replace(output_scale=scale)
 
     def segment(
         self, images: list[np.ndarray], output_size: tuple[int, int] | None = None
     ) -> np.ndarray:
         """RGB uint8 images (any sizes) → uint8 class ids (N, H, W) at `output_size` = (W, H)."""
-        batch = np.stack([resize_rgb(np.asarray(img), self.input_size) for img in images])
-        return self.run(batch, output_size or self.output_size)
+        size = self.spec.input_size
+        batch = np.stack([resize_rgb(np.asarray(img), size) for img in images])
+        return self.run(batch, output_size or self.spec.output_size)
 
     def warmup_batch_sizes(self, max_batch: int) -> list[int]:
         """Batch sizes to run once before serving. On a GPU every size up to `max_batch`: the
@@ -64,8 +50,8 @@ class Segmenter(ABC):
         return {
             "backend": self.backend,
             "device": self.device,
-            "precision": self.precision,
-            "input_size": list(self.input_size),
-            "output_size": list(self.output_size),
-            "upsample": self.upsample,
+            "precision": self.spec.precision,
+            "input_size": list(self.spec.input_size),
+            "output_size": list(self.spec.output_size),
+            "upsample": self.spec.upsample,
         }

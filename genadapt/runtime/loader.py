@@ -55,7 +55,7 @@ def load_segmenter(
             raise GenadaptError(f"{path.name} is a TensorRT engine: use --backend tensorrt")
         from genadapt.runtime.tensorrt_backend import TensorRTSegmenter
 
-        return TensorRTSegmenter(path)
+        return TensorRTSegmenter.from_file(path)
     if path.suffix == ".onnx":
         if backend not in ("auto", "onnxruntime", "tensorrt"):
             raise GenadaptError(f"{path.name} is an ONNX file: use --backend onnxruntime")

@@ -13,7 +13,7 @@ import torch
 from genadapt.checkpoint import Checkpoint
 from genadapt.errors import GenadaptError
 from genadapt.imaging import Upsample, logits_to_labels, nearest_labels, normalize_batch
-from genadapt.onnx_graph import IO_NAMES, export_graph
+from genadapt.onnx_graph import OnnxGraph, export_graph
 from genadapt.runtime.base import Segmenter
 from genadapt.runtime.ort_providers import (
     TensorrtProfile,
@@ -23,33 +23,35 @@ from genadapt.runtime.ort_providers import (
     tensorrt_options,
 )
 from genadapt.sidecar import load_sidecar, verify_artifact
+from genadapt.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 
 class OnnxSegmenter(Segmenter):
+    """An F+C graph on ONNX Runtime; `run` for labels, and `logits` for the logits flavour."""
+
     backend = "onnxruntime"
 
     def __init__(
         self,
-        model_bytes_or_path: bytes | str | Path,
+        model: bytes | Path,
+        spec: ModelSpec,
         flavour: str,
-        checkpoint_like: dict,
         device: str = "cpu",
         providers: list | None = None,
     ) -> None:
-        super().__init__(**checkpoint_like)
+        super().__init__(spec)
         ort = import_onnxruntime()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        source = model_bytes_or_path
-        if isinstance(source, Path):
-            source = str(source)
+        source = str(model) if isinstance(model, Path) else model
         self.session = ort.InferenceSession(
             source, options, providers=providers or ["CPUExecutionProvider"]
         )
         self.flavour = flavour
-        self.in_name, self.out_name = IO_NAMES[flavour]
+        self.in_name = self.session.get_inputs()[0].name
+        self.out_name = self.session.get_outputs()[0].name
         self.device = device
         self.providers = self.session.get_providers()
         wanted = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -71,7 +73,7 @@ class OnnxSegmenter(Segmenter):
         max_batch: int = 8,
         cache_dir: Path | None = None,
     ) -> OnnxSegmenter:
-        """An exported .onnx; its sidecar says the flavour, classes and sizes.
+        """An exported .onnx; its sidecar says the flavour and the spec.
 
         On the TensorRT provider, `fp16` and `max_batch` shape the engine it builds (one
         optimization profile over batch 1…max_batch), cached under `cache_dir` (default: the
@@ -80,51 +82,47 @@ class OnnxSegmenter(Segmenter):
         sidecar = load_sidecar(path)
         artifact = sidecar.artifact(path.name)
         verify_artifact(path, artifact)
-        like = {
-            "label_space": sidecar.labels,
-            "input_size": tuple(sidecar.input_size),
-            "normalization": sidecar.norm,
-            "upsample": sidecar.upsample,
-            "output_scale": sidecar.output_scale,
-        }
+        spec = sidecar.spec_for(path.name)
         ort = import_onnxruntime()
         trt_options = None
         if device == "tensorrt":
             cache = (cache_dir or default_cache_dir()) / "ort-tensorrt" / artifact.sha256[:16]
             cache.mkdir(parents=True, exist_ok=True)
-            profile = TensorrtProfile(
-                artifact.input_name, tuple(artifact.input_shape[1:]), max_batch
+            item_shape = tuple(artifact.input_shape[1:])
+            trt_options = tensorrt_options(
+                TensorrtProfile(artifact.input_name, item_shape, max_batch), cache, fp16
             )
-            trt_options = tensorrt_options(profile, cache, fp16)
+            spec = spec.replace(precision="fp16" if fp16 else spec.precision)
         providers = choose_providers(device, ort.get_available_providers(), tensorrt=trt_options)
-        segmenter = cls(path, artifact.flavour, like, device, providers)
-        segmenter.precision = "fp16" if device == "tensorrt" and fp16 else artifact.precision
-        return segmenter
+        return cls(path, spec, artifact.flavour, device, providers)
+
+    @classmethod
+    def from_graph(cls, graph: OnnxGraph, spec: ModelSpec, device: str = "cpu") -> OnnxSegmenter:
+        """A graph still in memory (the export gate runs it before anything is written)."""
+        providers = choose_providers(device, import_onnxruntime().get_available_providers())
+        return cls(graph.data, spec, graph.flavour, device, providers)
 
     @classmethod
     def from_checkpoint(
         cls, checkpoint: Checkpoint, device: str = "cpu", upsample: Upsample = "bilinear"
     ) -> OnnxSegmenter:
-        """Export F+C in memory (a second or two) and run it with ONNX Runtime."""
-        flavour = "labels"  # uint8 in, uint8 out: pre- and post-processing inside the graph
-        data = export_graph(checkpoint.build_model(), flavour, checkpoint.input_size,
-                            checkpoint.normalization, upsample)  # fmt: skip
-        like = {
-            "label_space": checkpoint.label_space,
-            "input_size": checkpoint.input_size,
-            "normalization": checkpoint.normalization,
-            "upsample": upsample,
-        }
-        providers = choose_providers(device, import_onnxruntime().get_available_providers())
-        return cls(data, flavour, like, device, providers)
+        """Export F+C in memory (a second or two) in the labels flavour, whose pre- and
+        post-processing run inside the graph, and run it with ONNX Runtime."""
+        spec = checkpoint.spec.replace(upsample=upsample)
+        return cls.from_graph(export_graph(checkpoint.build_model(), "labels", spec), spec, device)
 
     def run(self, batch: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
         if self.flavour == "labels":
             labels = self.session.run([self.out_name], {self.in_name: batch})[0]
             return nearest_labels(labels, output_size)
-        x = normalize_batch(batch, self.normalization)
-        logits = self.session.run([self.out_name], {self.in_name: x})[0]
-        return logits_to_labels(torch.from_numpy(logits), output_size, self.upsample).numpy()
+        logits = self.logits(normalize_batch(batch, self.spec.normalization))
+        return logits_to_labels(torch.from_numpy(logits), output_size, self.spec.upsample).numpy()
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Normalized float (N, 3, H, W) → logits (N, K, H, W); the logits flavour only."""
+        if self.flavour != "logits":
+            raise GenadaptError(f"a {self.flavour} graph returns labels, not logits")
+        return self.session.run([self.out_name], {self.in_name: x})[0]
 
     def describe(self) -> dict:
         return {**super().describe(), "flavour": self.flavour, "providers": self.providers}

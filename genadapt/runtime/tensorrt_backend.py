@@ -18,7 +18,8 @@ import torch
 from genadapt.errors import GenadaptError
 from genadapt.imaging import nearest_labels
 from genadapt.runtime.base import Segmenter
-from genadapt.sidecar import check_engine_compatible, load_sidecar, verify_artifact
+from genadapt.sidecar import Artifact, check_engine_compatible, load_sidecar, verify_artifact
+from genadapt.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,12 @@ def import_tensorrt():
 class TensorRTSegmenter(Segmenter):
     backend = "tensorrt"
 
-    def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        sidecar = load_sidecar(path)
-        artifact = sidecar.artifact(path.name)
+    def __init__(self, path: Path, artifact: Artifact, spec: ModelSpec) -> None:
+        """The engine at `path`, described by `artifact`; refused unless this machine's TensorRT
+        version and GPU are the ones it was built with, and its bytes are the described ones."""
         if artifact.flavour != "labels":
             raise GenadaptError(f"{path.name}: engines are built from the labels flavour")
-        super().__init__(sidecar.labels, tuple(sidecar.input_size), sidecar.norm,
-                         sidecar.upsample, sidecar.output_scale)  # fmt: skip
+        super().__init__(spec.replace(precision=artifact.precision))
         trt = import_tensorrt()
         if not torch.cuda.is_available():
             raise GenadaptError("the tensorrt backend needs a CUDA GPU")
@@ -57,13 +56,22 @@ class TensorRTSegmenter(Segmenter):
         self.context = self.engine.create_execution_context()
         self.in_name, self.out_name = artifact.input_name, artifact.output_name
         self.max_batch = artifact.max_batch or 1
-        self.precision, self.device = artifact.precision, "cuda"
+        self.device = "cuda"
         self.stream = torch.cuda.Stream()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TensorRTSegmenter:
+        """An exported engine, described by the model.json beside it."""
+        path = Path(path)
+        sidecar = load_sidecar(path)
+        return cls(path, sidecar.artifact(path.name), sidecar.spec)
 
     @torch.inference_mode()
     def run(self, batch: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
-        outs = [self._run_chunk(batch[i : i + self.max_batch])
-                for i in range(0, len(batch), self.max_batch)]  # fmt: skip
+        outs = [
+            self._run_chunk(batch[i : i + self.max_batch])
+            for i in range(0, len(batch), self.max_batch)
+        ]
         return nearest_labels(np.concatenate(outs), output_size)
 
     def _run_chunk(self, chunk: np.ndarray) -> np.ndarray:

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from genadapt.checkpoint import Checkpoint, load_checkpoint
-from genadapt.imaging import IMAGENET, Normalization, Upsample, logits_to_labels
-from genadapt.labels import LabelSpace
+from genadapt.imaging import Upsample, logits_to_labels
 from genadapt.model import FCN8s
 from genadapt.runtime.base import Segmenter
+from genadapt.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -23,35 +23,28 @@ log = logging.getLogger(__name__)
 class TorchSegmenter(Segmenter):
     backend = "torch"
 
-    def __init__(
-        self,
-        model: FCN8s,
-        label_space: LabelSpace,
-        input_size: tuple[int, int],
-        normalization: Normalization = IMAGENET,
-        upsample: Upsample = "bilinear",
-        output_scale: int = 2,
-        cuda_graphs: bool = True,
-    ) -> None:
-        super().__init__(label_space, input_size, normalization, upsample, output_scale)
+    def __init__(self, model: FCN8s, spec: ModelSpec, cuda_graphs: bool = True) -> None:
         self.model = model  # in eval mode: from_checkpoint sees to it; the trainer switches it
         self.torch_device = next(model.parameters()).device
         self.device = str(self.torch_device)
         cuda = self.torch_device.type == "cuda"
-        self.dtype = (
-            torch.float16
-            if cuda and next(model.parameters()).dtype == torch.float16
-            else torch.float32
-        )
-        self.precision = "fp16" if self.dtype == torch.float16 else "fp32"
+        half = cuda and next(model.parameters()).dtype == torch.float16
+        self.dtype = torch.float16 if half else torch.float32
+        super().__init__(spec.replace(precision="fp16" if half else "fp32"))
         self.cuda_graphs = cuda and cuda_graphs
         self._graphs: dict[tuple, Callable[[torch.Tensor], torch.Tensor]] = {}
-        self.mean = torch.tensor(normalization.mean, device=self.torch_device).view(1, 3, 1, 1)
-        self.std = torch.tensor(normalization.std, device=self.torch_device).view(1, 3, 1, 1)
+        norm = spec.normalization
+        self.mean = torch.tensor(norm.mean, device=self.torch_device).view(1, 3, 1, 1)
+        self.std = torch.tensor(norm.std, device=self.torch_device).view(1, 3, 1, 1)
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: Checkpoint, device: str = "cpu", fp16: bool | None = None, **kwargs
+        cls,
+        checkpoint: Checkpoint,
+        device: str = "cpu",
+        fp16: bool | None = None,
+        upsample: Upsample = "bilinear",
+        cuda_graphs: bool = True,
     ) -> TorchSegmenter:
         """F+C of a checkpoint on `device`; on CUDA in fp16 + channels_last unless fp16=False."""
         dev = torch.device(device)
@@ -60,8 +53,7 @@ class TorchSegmenter(Segmenter):
             model = model.to(memory_format=torch.channels_last)
             if fp16 is not False:
                 model = model.half()
-        return cls(model, checkpoint.label_space, checkpoint.input_size, checkpoint.normalization,
-                   **kwargs)  # fmt: skip
+        return cls(model, checkpoint.spec.replace(upsample=upsample), cuda_graphs)
 
     @classmethod
     def from_path(cls, path: str | Path, device: str = "cpu", **kwargs) -> TorchSegmenter:
@@ -72,7 +64,7 @@ class TorchSegmenter(Segmenter):
         x = image.permute(0, 3, 1, 2).float().div_(255).sub_(self.mean).div_(self.std)
         if self.torch_device.type == "cuda":
             x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
-        return logits_to_labels(self.model(x), output_size, self.upsample)
+        return logits_to_labels(self.model(x), output_size, self.spec.upsample)
 
     @torch.inference_mode()
     def run(self, batch: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:

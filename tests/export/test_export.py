@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 from onnx import numpy_helper
 
 from genadapt.checkpoint import Checkpoint, save_checkpoint
+from genadapt.errors import GenadaptError
 from genadapt.export.cli import cli
 from genadapt.export.exporter import ExportOptions, run_export
 from genadapt.export.onnx_export import ExportError, check_only_test_time_weights, model_bytes
@@ -16,7 +18,7 @@ from genadapt.model import ModelConfig, build_model
 from genadapt.onnx_graph import export_graph
 from genadapt.runtime import TorchSegmenter, load_segmenter
 from genadapt.runtime.onnx_backend import OnnxSegmenter
-from genadapt.sidecar import SidecarError, check_engine_compatible, load_sidecar
+from genadapt.sidecar import SidecarError, check_engine_compatible, file_sha256, load_sidecar
 
 from helpers import make_checkpoint
 
@@ -47,27 +49,26 @@ def test_onnxruntime_matches_pytorch(size, batch):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch, size[1], size[0], 3), dtype=np.uint8)
     torch_seg = TorchSegmenter.from_checkpoint(checkpoint)
-    expected = torch_seg.run(images, torch_seg.output_size)
+    expected = torch_seg.run(images, torch_seg.spec.output_size)
+    spec = checkpoint.spec
     for flavour in ("logits", "labels"):
-        data = export_graph(model, flavour, size, checkpoint.normalization)
-        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
-        like = {"label_space": CITYSCAPES19, "input_size": size,
-                "normalization": checkpoint.normalization}  # fmt: skip
-        ort_seg = OnnxSegmenter(data, flavour, like)
-        labels = ort_seg.run(images, ort_seg.output_size)
+        graph = export_graph(model, flavour, spec)
+        onnx.checker.check_model(onnx.load_from_string(graph.data), full_check=True)
+        ort_seg = OnnxSegmenter.from_graph(graph, spec)
+        labels = ort_seg.run(images, ort_seg.spec.output_size)
         assert labels.dtype == np.uint8 and labels.shape == (batch, 2 * size[1], 2 * size[0])
         assert (labels == expected).mean() > 0.9999, flavour
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     mean, std = (
-        torch.tensor(v).view(1, 3, 1, 1)
-        for v in (checkpoint.normalization.mean, checkpoint.normalization.std)
+        torch.tensor(v).view(1, 3, 1, 1) for v in (spec.normalization.mean, spec.normalization.std)
     )
     x = ((x - mean) / std).numpy()
-    ort_logits = OnnxSegmenter(export_graph(model, "logits", size, checkpoint.normalization),
-                               "logits", like).session.run(None, {"input": x})[0]  # fmt: skip
+    ort_logits = OnnxSegmenter.from_graph(export_graph(model, "logits", spec), spec).logits(x)
     with torch.no_grad():
         torch_logits = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(ort_logits, torch_logits, atol=1e-4 * np.abs(torch_logits).max())
+    with pytest.raises(GenadaptError, match="returns labels, not logits"):
+        OnnxSegmenter.from_graph(export_graph(model, "labels", spec), spec).logits(x)
 
 
 def test_export_writes_flavours_sidecar_and_triton(exported):
@@ -75,7 +76,10 @@ def test_export_writes_flavours_sidecar_and_triton(exported):
     assert {p.name for p in out.iterdir()} == {"model.logits.onnx", "model.labels.onnx",
                                               "model.json", "triton"}  # fmt: skip
     sidecar = load_sidecar(out / "model.labels.onnx")
-    assert sidecar.class_names == list(CITYSCAPES19.names) and sidecar.input_size == [64, 32]
+    assert sidecar.spec.label_space == CITYSCAPES19 and sidecar.spec.input_size == (64, 32)
+    assert sidecar.spec.output_size == (128, 64) and sidecar.spec.upsample == "bilinear"
+    written = json.loads((out / "model.json").read_text())
+    assert written["version"] == 2 and written["spec"]["class_names"] == list(CITYSCAPES19.names)
     labels = sidecar.artifact("model.labels.onnx")
     assert (labels.input_dtype, labels.input_shape) == ("uint8", ["batch", 32, 64, 3])
     assert (labels.output_dtype, labels.output_shape) == ("uint8", ["batch", 64, 128])
@@ -127,24 +131,21 @@ def test_triton_repository_holds_the_labels_model_and_a_valid_config(exported):
     assert model.read_bytes() == (out / "model.labels.onnx").read_bytes()
 
 
-def corrupt(path, scale=10.0):
-    proto = onnx.load(str(path))
+def corrupt_bytes(data: bytes, scale: float = 10.0) -> bytes:
+    proto = onnx.load_from_string(data)
     init = max(proto.graph.initializer, key=lambda i: int(np.prod(i.dims)))
     array = numpy_helper.to_array(init)
     noisy = array + scale * array.std() * np.random.default_rng(0).standard_normal(array.shape)
     init.CopyFrom(numpy_helper.from_array(noisy.astype(array.dtype), init.name))
-    onnx.save(proto, str(path))
+    return proto.SerializeToString()
 
 
 def test_parity_gate_fails_on_a_corrupted_model(tmp_path):
     checkpoint = trained_like_checkpoint()
-    path = tmp_path / "bad.onnx"
-    path.write_bytes(export_graph(checkpoint.build_model(), "labels", (64, 32),
-                                 checkpoint.normalization))  # fmt: skip
-    corrupt(path)
-    like = {"label_space": CITYSCAPES19, "input_size": (64, 32),
-            "normalization": checkpoint.normalization}  # fmt: skip
-    result = check_parity(checkpoint, OnnxSegmenter(path, "labels", like), images=3)
+    graph = export_graph(checkpoint.build_model(), "labels", checkpoint.spec)
+    bad = OnnxSegmenter(corrupt_bytes(graph.data), checkpoint.spec, "labels")
+    reference = TorchSegmenter.from_checkpoint(checkpoint)
+    result = check_parity(reference, bad, images=3)
     assert not result.passed and "labels agree" in result.reasons[0]
 
 
@@ -155,19 +156,33 @@ def test_failed_export_changes_nothing_in_the_output(tmp_path, monkeypatch):
     checkpoint_path = save_checkpoint(trained_like_checkpoint(), tmp_path / "ckpt.pt")
     import genadapt.export.exporter as exporter
 
-    real_write = exporter.write_onnx
+    real_export = exporter.export_graph
 
-    def write_then_corrupt(*args, **kwargs):
-        artifact = real_write(*args, **kwargs)
-        corrupt(args[2])
-        artifact.sha256 = exporter.file_sha256(args[2])
-        return artifact
+    def export_corrupted(*args, **kwargs):
+        graph = real_export(*args, **kwargs)
+        return dataclasses.replace(graph, data=corrupt_bytes(graph.data))
 
-    monkeypatch.setattr(exporter, "write_onnx", write_then_corrupt)
+    monkeypatch.setattr(exporter, "export_graph", export_corrupted)
     with pytest.raises(ParityError, match="failed the parity gate"):
         run_export(checkpoint_path, out, ExportOptions(parity_images=2))
     assert [p.name for p in out.iterdir()] == ["model.labels.onnx"]
     assert (out / "model.labels.onnx").read_bytes() == b"the user's previous export"
+
+
+def test_the_published_files_are_the_gated_bytes(exported):
+    out, _ = exported
+    sidecar = load_sidecar(out / "model.labels.onnx")
+    for name, artifact in sidecar.artifacts.items():
+        assert artifact.sha256 == file_sha256(out / name)
+
+
+def test_an_old_sidecar_is_refused_with_the_fix(exported, tmp_path):
+    out, _ = exported
+    data = json.loads((out / "model.json").read_text())
+    data["version"] = 1
+    (tmp_path / "model.json").write_text(json.dumps(data))
+    with pytest.raises(SidecarError, match="export the checkpoint again"):
+        load_sidecar(tmp_path / "model.labels.onnx")
 
 
 def test_sidecar_guards(exported, tmp_path):

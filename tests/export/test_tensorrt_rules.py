@@ -13,7 +13,7 @@ from genadapt.export.tensorrt_build import apply_timing_cache, check_tensorrt_ve
 from genadapt.onnx_graph import export_graph
 from genadapt.runtime.onnx_backend import OnnxSegmenter
 
-from helpers import TINY_INPUT, make_checkpoint
+from helpers import make_checkpoint
 
 
 def element_types(proto: onnx.ModelProto) -> dict[str, int]:
@@ -27,9 +27,9 @@ def element_types(proto: onnx.ModelProto) -> dict[str, int]:
 @pytest.mark.parametrize("upsample", ["bilinear", "nearest"])
 def test_uint8_enters_and_leaves_the_labels_graph_only_through_casts(upsample):
     checkpoint = make_checkpoint(seed=1)
-    data = export_graph(checkpoint.build_model(), "labels", TINY_INPUT,
-                        checkpoint.normalization, upsample)  # fmt: skip
-    proto = onnx.load_from_string(data)
+    spec = checkpoint.spec.replace(upsample=upsample)
+    graph = export_graph(checkpoint.build_model(), "labels", spec)
+    proto = onnx.load_from_string(graph.data)
     types = element_types(proto)
     (image,), (labels,) = proto.graph.input, proto.graph.output
     assert types[image.name] == types[labels.name] == TensorProto.UINT8
@@ -44,13 +44,11 @@ def test_uint8_enters_and_leaves_the_labels_graph_only_through_casts(upsample):
     producer = next(n for n in proto.graph.node if labels.name in n.output)
     assert producer.op_type == "Cast"
     # The reordered graph still gives the labels PyTorch gives.
-    like = {"label_space": checkpoint.label_space, "input_size": TINY_INPUT,
-            "normalization": checkpoint.normalization, "upsample": upsample}  # fmt: skip
     batch = np.random.default_rng(0).integers(0, 256, (2, 32, 64, 3), dtype=np.uint8)
     from genadapt.runtime import TorchSegmenter
 
     expected = TorchSegmenter.from_checkpoint(checkpoint, upsample=upsample).run(batch, (128, 64))
-    got = OnnxSegmenter(data, "labels", like).run(batch, (128, 64))
+    got = OnnxSegmenter.from_graph(graph, spec).run(batch, (128, 64))
     assert (got == expected).mean() > 0.999
 
 
