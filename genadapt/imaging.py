@@ -184,13 +184,19 @@ def normalize_batch(batch: np.ndarray, normalization: Normalization = IMAGENET) 
 
 
 def nearest_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Label maps (N, h, w) → (N, H, W) at `size` = (W, H), nearest, with the same index rule
-    as `logits_to_labels(..., "nearest")`."""
+    """Label maps (N, h, w) → (N, H, W) at `size` = (W, H), nearest, sampled at pixel centres
+    (Pillow's and OpenCV's INTER_NEAREST_EXACT rule). At an integer upscale, such as the ×2 to
+    the output size, it picks the same pixels as `logits_to_labels(..., "nearest")`."""
     if (labels.shape[2], labels.shape[1]) == tuple(size):
         return labels
-    rows = np.arange(size[1]) * labels.shape[1] // size[1]
-    cols = np.arange(size[0]) * labels.shape[2] // size[0]
+    rows = _centre_indices(labels.shape[1], size[1])
+    cols = _centre_indices(labels.shape[2], size[0])
     return labels[:, rows[:, None], cols[None, :]]
+
+
+def _centre_indices(source: int, target: int) -> np.ndarray:
+    index = ((np.arange(target) + 0.5) * (source / target)).astype(np.int64)
+    return np.minimum(index, source - 1)
 
 
 def to_input_tensor(

@@ -40,8 +40,9 @@ def segment(url: str, image: Path, fmt: str, api_key: str | None) -> tuple[bytes
     headers = {"content-type": content_type}
     if api_key:
         headers["x-api-key"] = api_key
-    request = urllib.request.Request(f"{url}/v1/segment?format={fmt}", data=image.read_bytes(),
-                                     headers=headers, method="POST")  # fmt: skip
+    request = urllib.request.Request(
+        f"{url}/v1/segment?format={fmt}", data=image.read_bytes(), headers=headers, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             timing = response.headers.get("server-timing", "")

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
-from genadapt.imaging import colorize, encode_jpeg, encode_png, overlay
+from genadapt.imaging import (
+    colorize,
+    encode_jpeg,
+    encode_png,
+    nearest_labels,
+    network_input,
+    network_input_and_photo,
+    overlay,
+    probe_size,
+)
 from genadapt.labels import LabelSpace
+from genadapt.spec import ModelSpec
 
 FORMATS = {
     "png": "image/png",
@@ -20,11 +30,41 @@ FORMATS = {
 }
 
 
-def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest resize of a label map to (W, H): class ids are never blended."""
-    if (labels.shape[1], labels.shape[0]) == size:
-        return labels
-    return np.asarray(Image.fromarray(labels).resize(size, Image.Resampling.NEAREST))
+@dataclass(frozen=True)
+class Decoded:
+    """An upload, decoded: the network's input, the photo (when the response shows it) and the
+    upload's own (W, H)."""
+
+    network_input: np.ndarray  # uint8 (H, W, 3) at the network size
+    photo: np.ndarray | None
+    upload_size: tuple[int, int]
+
+    def output_size(self, spec: ModelSpec, size: str) -> tuple[int, int]:
+        """(W, H) of the response: the spec's output size ('native') or the upload's ('input')."""
+        return spec.output_size if size == "native" else self.upload_size
+
+
+def decode_upload(data: bytes, spec: ModelSpec, max_pixels: int, photo_needed: bool) -> Decoded:
+    """Build the network input exactly as genadapt-predict does (JPEG decoded at reduced scale,
+    then resized), so that the service and the CLI return the same labels."""
+    if photo_needed:
+        net, photo = network_input_and_photo(data, spec.input_size, spec.output_size, max_pixels)
+    else:
+        net, photo = network_input(data, spec.input_size, max_pixels), None
+    return Decoded(net, photo, probe_size(data))
+
+
+@dataclass(frozen=True)
+class EncodeRequest:
+    """Everything the response body is made of."""
+
+    format: str  # one of FORMATS
+    labels: np.ndarray  # uint8 (H, W) at the spec's output size
+    photo: np.ndarray | None  # RGB, for overlays
+    size: tuple[int, int]  # (W, H) of the response
+    label_space: LabelSpace
+    png_level: int
+    with_overlay: bool = False  # json only
 
 
 def run_lengths(mask: np.ndarray) -> list[int]:
@@ -55,28 +95,24 @@ def summary(labels: np.ndarray, space: LabelSpace, with_rle: bool = True) -> dic
     return {"height": labels.shape[0], "width": labels.shape[1], "classes": classes}
 
 
-def encode(
-    fmt: str,
-    labels: np.ndarray,
-    rgb: np.ndarray | None,
-    space: LabelSpace,
-    png_level: int,
-    with_overlay: bool = False,
-) -> bytes | dict:
-    """The response body (bytes, or a dict for json) in `fmt`; `rgb` is needed for overlays."""
-    palette = space.palette_array()
+def encode(request: EncodeRequest) -> bytes | dict:
+    """The response body (bytes, or a dict for json), resized with the one nearest-label rule
+    every runtime uses."""
+    labels = nearest_labels(request.labels[None], request.size)[0]
+    palette = request.label_space.palette_array()
+    fmt, png_level = request.format, request.png_level
     if fmt == "png":
         return encode_png(labels, png_level)
     if fmt == "color":
         return encode_png(colorize(labels, palette), png_level)
     if fmt == "overlay":
-        return encode_jpeg(overlay(rgb, labels, palette))
+        return encode_jpeg(overlay(request.photo, labels, palette))
     if fmt == "npy":
         buf = io.BytesIO()
         np.save(buf, labels, allow_pickle=False)
         return buf.getvalue()
-    body = summary(labels, space)
-    if with_overlay:
-        jpeg = encode_jpeg(overlay(rgb, labels, palette), quality=85)
+    body = summary(labels, request.label_space)
+    if request.with_overlay:
+        jpeg = encode_jpeg(overlay(request.photo, labels, palette), quality=85)
         body["overlay_jpeg_base64"] = base64.b64encode(jpeg).decode()
     return body

@@ -14,24 +14,34 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import UploadFile
 
 import genadapt
-from genadapt.imaging import (
-    ImageDecodeError,
-    ImageTooLargeError,
-    network_input,
-    network_input_and_photo,
-    probe_size,
-)
-from genadapt.serve.errors import ERROR_EXAMPLE, ServiceError
-from genadapt.serve.outputs import FORMATS, encode, resize_labels
-from genadapt.serve.worker import QueueFullError
+from genadapt.imaging import ImageDecodeError, ImageTooLargeError
+from genadapt.serve.errors import ServiceError
+from genadapt.serve.metrics import ServiceMetrics
+from genadapt.serve.openapi import SEGMENT_BODY, SEGMENT_RESPONSES
+from genadapt.serve.outputs import FORMATS, Decoded, EncodeRequest, decode_upload, encode
+from genadapt.serve.settings import ServeSettings
+from genadapt.serve.state import ModelState
+from genadapt.serve.worker import Job, QueueFullError
 
 router = APIRouter()
 RAW_TYPES = ("image/", "application/octet-stream")
 PAGE = Path(__file__).parent / "static" / "index.html"
 
 
-def require_api_key(request: Request) -> None:
-    expected = request.app.state.settings.api_key
+def get_settings(request: Request) -> ServeSettings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics
+
+
+Settings = Annotated[ServeSettings, Depends(get_settings)]
+Metrics = Annotated[ServiceMetrics, Depends(get_metrics)]
+
+
+def require_api_key(request: Request, settings: Settings) -> None:
+    expected = settings.api_key
     if not expected:
         return
     given = request.headers.get("x-api-key", "")
@@ -50,8 +60,8 @@ def require_api_key(request: Request) -> None:
 ApiKey = Annotated[None, Depends(require_api_key)]
 
 
-def ready_model(request: Request):
-    state = request.app.state.model
+def ready_model(request: Request) -> ModelState:
+    state: ModelState = request.app.state.model
     if state.error:
         raise ServiceError(503, "model_failed", f"the model failed to load: {state.error}")
     if not state.ready.is_set():
@@ -65,17 +75,18 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
+Ready = Annotated[ModelState, Depends(ready_model)]
+
+
 @router.get("/readyz", tags=["ops"], responses={503: {"content": {"application/json": {}}}})
-async def readyz(request: Request) -> dict:
+async def readyz(_: Ready) -> dict:
     """200 once the model is loaded and a warm-up inference passed; 503 before (or if it failed)."""
-    ready_model(request)
     return {"status": "ready"}
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response)
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, m: Metrics) -> Response:
     """Prometheus metrics: requests by status; queue, decode, inference, encode, total time."""
-    m = request.app.state.metrics
     worker = request.app.state.model.worker
     m.queue_depth.set(worker.depth() if worker else 0)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
@@ -87,79 +98,21 @@ async def page() -> FileResponse:
 
 
 @router.get("/v1/model", tags=["segmentation"])
-async def model_info(request: Request, _: ApiKey) -> dict:
+async def model_info(state: Ready, settings: Settings, _: ApiKey) -> dict:
     """Classes and palette, input and output sizes, backend, precision, model hash, versions."""
-    state = ready_model(request)
     seg = state.segmenter
+    space = seg.spec.label_space
     return {
         "classes": [
             {"id": i, "name": n, "color": list(c)}
-            for i, (n, c) in enumerate(
-                zip(seg.label_space.names, seg.label_space.palette, strict=True)
-            )
+            for i, (n, c) in enumerate(zip(space.names, space.palette, strict=True))
         ],
         **seg.describe(),
-        "model": request.app.state.settings.model,
+        "model": settings.model,
         "model_sha256": state.model_sha256,
         "versions": {"genadapt": genadapt.__version__},
-        "max_batch": request.app.state.settings.max_batch,
+        "max_batch": settings.max_batch,
     }
-
-
-SEGMENT_RESPONSES = {
-    200: {
-        "description": "The label map: uint8 train ids (png, npy), colours, an overlay, or JSON.",
-        "content": {
-            "image/png": {},
-            "image/jpeg": {},
-            "application/x-npy": {},
-            "application/json": {
-                "example": {
-                    "height": 1024,
-                    "width": 2048,
-                    "classes": [
-                        {
-                            "id": 0,
-                            "name": "road",
-                            "color": [128, 64, 128],
-                            "pixels": 734003,
-                            "fraction": 0.35,
-                            "rle": [1310720, 734003],
-                        }
-                    ],
-                }
-            },
-        },
-    },
-    **{
-        status: {"description": desc, "content": {"application/json": {"example": ERROR_EXAMPLE}}}
-        for status, desc in [
-            (401, "missing or wrong API key"),
-            (413, "body or image too large"),
-            (415, "not an image upload"),
-            (422, "undecodable image"),
-            (503, "queue full (Retry-After) or model not ready"),
-            (504, "timed out"),
-        ]
-    },
-}
-SEGMENT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            },
-            **{
-                t: {"schema": {"type": "string", "format": "binary"}}
-                for t in ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff")
-            },
-        },
-    }
-}
 
 
 @router.post(
@@ -171,6 +124,9 @@ SEGMENT_BODY = {
 )
 async def segment(
     request: Request,
+    state: Ready,
+    settings: Settings,
+    metrics: Metrics,
     _: ApiKey,
     format: Annotated[Literal["png", "color", "overlay", "npy", "json"], Query()] = "png",
     size: Annotated[
@@ -184,63 +140,33 @@ async def segment(
 ) -> Response:
     """Segment one image, sent as a multipart upload (`file`) or as the raw body."""
     started = time.perf_counter()
-    state = ready_model(request)
-    settings, metrics, pool = (
-        request.app.state.settings,
-        request.app.state.metrics,
-        request.app.state.io_pool,
-    )
     data = await _read_image_bytes(request)
-    seg = state.segmenter
+    pool = request.app.state.io_pool
     loop = asyncio.get_running_loop()
-    t0 = time.perf_counter()
     photo_needed = format == "overlay" or (format == "json" and overlay)
-    state.worker.incoming(+1)  # tells the worker that a batch-mate is on its way
-    try:
-        net, photo, shape = await loop.run_in_executor(
-            pool, _decode, data, settings.max_pixels, seg, photo_needed
-        )
-    except ImageTooLargeError as exc:
-        raise ServiceError(413, "too_many_pixels", str(exc)) from None
-    except ImageDecodeError as exc:
-        raise ServiceError(422, "bad_image", str(exc)) from None
-    finally:
-        state.worker.incoming(-1)
+    t0 = time.perf_counter()
+    decoded = await _decode(state, settings, pool, data, photo_needed)
     decode_s = time.perf_counter() - t0
-    try:
-        job = state.worker.submit(net)
-    except QueueFullError:
-        raise ServiceError(
-            503, "busy", "too many requests in the queue; retry shortly", {"Retry-After": "1"}
-        ) from None
-    try:
-        labels = await asyncio.wait_for(asyncio.wrap_future(job.future), settings.request_timeout_s)
-    except TimeoutError:
-        job.future.cancel()
-        raise ServiceError(
-            504, "timeout", f"no result within {settings.request_timeout_s} s"
-        ) from None
+    job = await _infer(state, settings, decoded)
     t1 = time.perf_counter()
-    out_size = seg.output_size if size == "native" else shape
-    body = await loop.run_in_executor(
-        pool, _encode, format, labels, photo, out_size, seg, settings.png_compression, overlay
+    to_encode = EncodeRequest(
+        format=format,
+        labels=job.future.result(),
+        photo=decoded.photo,
+        size=decoded.output_size(state.segmenter.spec, size),
+        label_space=state.segmenter.spec.label_space,
+        png_level=settings.png_compression,
+        with_overlay=overlay,
     )
-    encode_s = time.perf_counter() - t1
+    body = await loop.run_in_executor(pool, encode, to_encode)
     timings = {
         "decode": decode_s,
         "queue": job.queue_wait,
         "inference": job.inference,
-        "encode": encode_s,
+        "encode": time.perf_counter() - t1,
         "total": time.perf_counter() - started,
     }
-    for stage, key in (
-        ("decode", "decode"),
-        ("queue_wait", "queue"),
-        ("inference", "inference"),
-        ("encode", "encode"),
-    ):
-        metrics.stages[stage].observe(timings[key])
-    metrics.batch_size.observe(job.batch_size)
+    _observe(metrics, timings, job.batch_size)
     headers = {
         "Server-Timing": ", ".join(f"{k};dur={1000 * v:.2f}" for k, v in timings.items()),
         "X-Batch-Size": str(job.batch_size),
@@ -249,6 +175,51 @@ async def segment(
         body["timing_ms"] = {k: round(1000 * v, 2) for k, v in timings.items()}
         return JSONResponse(body, headers=headers)
     return Response(body, media_type=FORMATS[format], headers=headers)
+
+
+async def _decode(state: ModelState, settings: ServeSettings, pool, data: bytes, photo: bool):
+    """Decode in the I/O pool, telling the worker that a batch-mate is on its way meanwhile."""
+    loop = asyncio.get_running_loop()
+    state.worker.incoming(+1)
+    try:
+        return await loop.run_in_executor(
+            pool, decode_upload, data, state.segmenter.spec, settings.max_pixels, photo
+        )
+    except ImageTooLargeError as exc:
+        raise ServiceError(413, "too_many_pixels", str(exc)) from None
+    except ImageDecodeError as exc:
+        raise ServiceError(422, "bad_image", str(exc)) from None
+    finally:
+        state.worker.incoming(-1)
+
+
+async def _infer(state: ModelState, settings: ServeSettings, decoded: Decoded) -> Job:
+    """Queue the network input and wait for its batch: 503 when full, 504 past the timeout."""
+    try:
+        job = state.worker.submit(decoded.network_input)
+    except QueueFullError:
+        raise ServiceError(
+            503, "busy", "too many requests in the queue; retry shortly", {"Retry-After": "1"}
+        ) from None
+    try:
+        await asyncio.wait_for(asyncio.wrap_future(job.future), settings.request_timeout_s)
+    except TimeoutError:
+        job.future.cancel()
+        raise ServiceError(
+            504, "timeout", f"no result within {settings.request_timeout_s} s"
+        ) from None
+    return job
+
+
+def _observe(metrics: ServiceMetrics, timings: dict[str, float], batch_size: int) -> None:
+    for stage, key in (
+        ("decode", "decode"),
+        ("queue_wait", "queue"),
+        ("inference", "inference"),
+        ("encode", "encode"),
+    ):
+        metrics.stages[stage].observe(timings[key])
+    metrics.batch_size.observe(batch_size)
 
 
 async def _read_image_bytes(request: Request) -> bytes:
@@ -269,21 +240,3 @@ async def _read_image_bytes(request: Request) -> bytes:
         f"send an image (image/jpeg, image/png, …) or multipart/form-data, not "
         f"{content_type or 'no content type'}",
     )
-
-
-def _decode(data: bytes, max_pixels: int, seg, photo_needed: bool):
-    """(network input, the photo when the response shows it, the upload's (W, H)).
-
-    The network input is built exactly as genadapt-predict builds it (JPEG decoded at reduced
-    scale, then resized), so the service and the CLI return the same labels.
-    """
-    if photo_needed:
-        net, photo = network_input_and_photo(data, seg.input_size, seg.output_size, max_pixels)
-    else:
-        net, photo = network_input(data, seg.input_size, max_pixels), None
-    return net, photo, probe_size(data)
-
-
-def _encode(fmt, labels, rgb, out_size, seg, png_level, with_overlay):
-    labels = resize_labels(labels, out_size)
-    return encode(fmt, labels, rgb, seg.label_space, png_level, with_overlay)

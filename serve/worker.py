@@ -92,7 +92,7 @@ class InferenceWorker:
         start = time.perf_counter()
         try:
             labels = self.segmenter.run(
-                np.stack([j.image for j in batch]), self.segmenter.output_size
+                np.stack([j.image for j in batch]), self.segmenter.spec.output_size
             )
         except Exception as exc:  # a model failure fails these requests, not the worker
             log.exception("inference failed for a batch of %d", len(batch))

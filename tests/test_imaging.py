@@ -188,3 +188,32 @@ def test_network_input_is_the_same_with_or_without_a_photo(fmt):
     net, photo = network_input_and_photo(data, (100, 50), (400, 200))
     np.testing.assert_array_equal(net, network_input(data, (100, 50)))
     assert net.shape == (50, 100, 3) and photo.shape[0] >= 200 and photo.shape[1] >= 400
+
+
+def test_one_nearest_label_rule_at_pixel_centres():
+    """Every label resize (the ×2 of every backend and the service's size=input) samples at
+    pixel centres, PyTorch's `nearest-exact`; at the ×2 it is also plain `nearest`."""
+    import torch.nn.functional as F  # noqa: N812
+
+    from genadapt.imaging import nearest_labels
+
+    rng = np.random.default_rng(0)
+    for (h, w), (big_h, big_w) in [
+        ((100, 150), (700, 1000)),
+        ((64, 128), (100, 150)),
+        ((1024, 2048), (768, 1024)),
+        ((100, 150), (37, 53)),
+    ]:
+        labels = rng.integers(0, 19, (1, h, w), dtype=np.uint8)
+        ours = nearest_labels(labels, (big_w, big_h))
+        exact = (
+            F.interpolate(
+                torch.from_numpy(labels)[None].float(), (big_h, big_w), mode="nearest-exact"
+            )[0]
+            .to(torch.uint8)
+            .numpy()
+        )
+        assert (ours == exact).all()
+    labels = rng.integers(0, 19, (1, 32, 64), dtype=np.uint8)
+    twice = F.interpolate(torch.from_numpy(labels)[None].float(), (64, 128), mode="nearest")
+    assert (nearest_labels(labels, (128, 64)) == twice[0].to(torch.uint8).numpy()).all()

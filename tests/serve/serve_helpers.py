@@ -35,7 +35,7 @@ class SlowSegmenter(TorchSegmenter):
     """Waits on a gate before every batch: lets a test fill the queue or time a request out."""
 
     def __init__(self, base: TorchSegmenter, gate: threading.Event, delay: float = 0.0):
-        super().__init__(base.model, base.label_space, base.input_size, base.normalization)
+        super().__init__(base.model, base.spec)
         self.gate, self.delay, self.warmed = gate, delay, False
 
     def run(self, batch: np.ndarray, output_size):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genadapt.imaging import network_input
-from genadapt.predict import cli as predict_cli
+from genadapt.commands.predict import cli as predict_cli
+from genadapt.imaging import nearest_labels, network_input
 from genadapt.runtime import TorchSegmenter, load_segmenter
 from genadapt.serve.outputs import run_lengths
 
@@ -40,7 +40,7 @@ def post(client, data: bytes, content_type="image/jpeg", **params):
 def expected_labels(model_path, data: bytes) -> np.ndarray:
     """What every genadapt command computes for these bytes (see imaging.network_input)."""
     segmenter = load_segmenter(model_path)
-    return segmenter.segment([network_input(data, segmenter.input_size)])[0]
+    return segmenter.segment([network_input(data, segmenter.spec.input_size)])[0]
 
 
 def test_health_ready_model_and_metrics(client):
@@ -86,6 +86,9 @@ def test_every_format_and_size(client, model_path):
         np.testing.assert_array_equal(mask, expected == c["id"])
     at_input = post(client, data, size="input")
     assert Image.open(io.BytesIO(at_input.content)).size == (150, 100)
+    # The one nearest-label rule of every runtime, not a second one of the service's own.
+    at_input_labels = np.asarray(Image.open(io.BytesIO(at_input.content)))
+    np.testing.assert_array_equal(at_input_labels, nearest_labels(expected[None], (150, 100))[0])
     with_overlay = post(client, data, format="json", overlay="true").json()
     assert len(with_overlay["overlay_jpeg_base64"]) > 100
 
