@@ -1,10 +1,10 @@
-"""`genadapt-bench`: table3 | pipeline | http | suite.
+"""`genadapt-bench`: table3 | pipeline | http | eval | suite | gpu-check.
 
     genadapt-bench table3 [--sizes 512x256 640x320 1024x512] [--width 1.0] [--quick] --out DIR
     genadapt-bench pipeline [--model CKPT] [--quick] --out DIR
     genadapt-bench http [--url URL | --model MODEL] [--concurrency 1 2 4 8] --out DIR
     genadapt-bench eval [--model CKPT] [--images 8] --out DIR   # evaluation throughput
-    genadapt-bench suite [--out benchmarks/results]   # all three, sized for this machine
+    genadapt-bench suite [--out benchmarks/results]   # all of them, sized for this machine
     genadapt-bench gpu-check --out DIR   # every GPU path, PASS/FAIL each (benchmarks/gpu_check.sh)
 
 Results are JSON plus Markdown (and a PNG chart for table3) in --out.
@@ -18,33 +18,102 @@ import logging
 import re
 import sys
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from genadapt.benchmarks.eval_bench import run_eval
 from genadapt.benchmarks.http_bench import run_http
 from genadapt.benchmarks.pipeline import run_pipeline, sample_jpeg
-from genadapt.benchmarks.report import rows_markdown, table3_chart, table3_markdown
+from genadapt.benchmarks.report import (
+    eval_markdown,
+    http_markdown,
+    pipeline_markdown,
+    table3_chart,
+    table3_markdown,
+)
 from genadapt.benchmarks.server import serving
 from genadapt.benchmarks.table3 import BenchConfig, run_table3
-from genadapt.benchmarks.timing import device_name, environment
+from genadapt.benchmarks.timing import device_name
 from genadapt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from genadapt.cli import run_cli, setup_logging
-from genadapt.datasets import SegmentationDataset
 from genadapt.errors import GenadaptError
-from genadapt.evaluate import evaluate
 from genadapt.fileio import atomic_write_bytes
 from genadapt.labels import CITYSCAPES19
 from genadapt.model import ModelConfig, build_model
-from genadapt.runtime import TorchSegmenter
-from genadapt.runtime.onnx_backend import OnnxSegmenter
-from genadapt.scenes.generate import generate_scenes
 
 log = logging.getLogger(__name__)
 PAPER_SIZES = [(512, 256), (640, 320), (1024, 512)]
+QUICK_SIZE, QUICK_WIDTH = (128, 64), 0.125  # --quick: well under a minute on 2 CPU cores
 
 
+@dataclass
+class Reports:
+    """Where a benchmark's JSON and Markdown go."""
+
+    out: Path
+
+    def write(self, name: str, data: dict, markdown: str) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.out / f"{name}.json", json.dumps(data, indent=2).encode())
+        atomic_write_bytes(self.out / f"{name}.md", markdown.encode())
+        print(markdown)
+        return data
+
+
+def random_checkpoint(size: tuple[int, int], width: float) -> Checkpoint:
+    """F+C with random weights: timings do not depend on what the weights are."""
+    return Checkpoint.from_model(build_model(ModelConfig(19, width, "pad1")), CITYSCAPES19, size)
+
+
+def bench_table3(cfg: BenchConfig, reports: Reports) -> dict:
+    results = run_table3(cfg)
+    reports.write("table3", results, table3_markdown(results))
+    table3_chart(results, reports.out / "table3.png")
+    return results
+
+
+def bench_pipeline(checkpoint: Checkpoint, device: str, reps: int, reports: Reports) -> dict:
+    results = run_pipeline(checkpoint, ["torch", "onnxruntime"], reps, device)
+    return reports.write("pipeline", results, pipeline_markdown(results))
+
+
+def bench_http(
+    model: Path | Checkpoint,
+    device: str,
+    concurrency: list[int],
+    requests: int,
+    reports: Reports,
+    url: str | None = None,
+) -> dict:
+    """Against `url`, or against a loopback service started on `model` for the measurement."""
+    body = sample_jpeg()
+    if url is not None:
+        results = run_http(url, body, concurrency, requests)
+    else:
+        with tempfile.TemporaryDirectory(prefix="genadapt-bench-") as tmp:
+            if isinstance(model, Checkpoint):
+                model = save_checkpoint(model, Path(tmp) / "model.pt")
+            with serving(model, device) as started:
+                results = run_http(started, body, concurrency, requests)
+    return reports.write("http", results, http_markdown(results))
+
+
+def bench_eval(
+    checkpoint: Checkpoint,
+    device: str,
+    backend: str,
+    images: int,
+    label_size: tuple[int, int],
+    workers: int,
+    reports: Reports,
+) -> dict:
+    results = run_eval(checkpoint, device, backend, images, label_size, workers)
+    return reports.write("eval", results, eval_markdown(results))
+
+
+# ---- the command line --------------------------------------------------------------------
 def _size(text: str) -> tuple[int, int]:
     w, _, h = text.lower().partition("x")
     return int(w), int(h)
@@ -54,21 +123,21 @@ def _device(arg: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if arg == "auto" else arg
 
 
-def _write(out: Path, name: str, data: dict, markdown: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / f"{name}.json", json.dumps(data, indent=2).encode())
-    atomic_write_bytes(out / f"{name}.md", markdown.encode())
-    print(markdown)
+def _checkpoint(args: argparse.Namespace) -> Checkpoint:
+    if getattr(args, "model", None):
+        return load_checkpoint(args.model)
+    if args.quick:
+        return random_checkpoint(QUICK_SIZE, QUICK_WIDTH)
+    return random_checkpoint(_size(args.size), args.width)
 
 
 def cmd_table3(args: argparse.Namespace) -> dict:
     device = _device(args.device)
-    cuda = device.startswith("cuda")
     if args.quick:
         cfg = BenchConfig(
-            [(128, 64)],
-            width=0.125,
-            train_width=0.125,
+            [QUICK_SIZE],
+            width=QUICK_WIDTH,
+            train_width=QUICK_WIDTH,
             batches=(1, 2),
             warmup=1,
             reps=3,
@@ -80,7 +149,7 @@ def cmd_table3(args: argparse.Namespace) -> dict:
         cfg = BenchConfig(
             [_size(s) for s in args.sizes] if args.sizes else PAPER_SIZES,
             width=args.width,
-            train_width=args.train_width or (1.0 if cuda else 0.25),
+            train_width=args.train_width or (1.0 if device.startswith("cuda") else 0.25),
             padding=args.padding,
             batches=tuple(args.batches),
             reps=args.reps,
@@ -88,164 +157,68 @@ def cmd_table3(args: argparse.Namespace) -> dict:
             budget_s=args.budget_s,
             device=device,
         )
-    results = run_table3(cfg)
-    _write(args.out, "table3", results, table3_markdown(results))
-    table3_chart(results, args.out / "table3.png")
-    return results
-
-
-def _checkpoint(args: argparse.Namespace) -> Checkpoint:
-    if getattr(args, "model", None):
-        return load_checkpoint(args.model)
-    size = (128, 64) if args.quick else _size(args.size)
-    width = 0.125 if args.quick else args.width
-    return Checkpoint.from_model(build_model(ModelConfig(19, width, "pad1")), CITYSCAPES19, size)
+    return bench_table3(cfg, Reports(args.out))
 
 
 def cmd_pipeline(args: argparse.Namespace) -> dict:
-    device = _device(args.device)
-    results = run_pipeline(
-        _checkpoint(args), ["torch", "onnxruntime"], 3 if args.quick else args.reps, device
-    )
-    lines = [
-        f"# Host image → host label map on {results['environment']['device']}",
-        "",
-        f"Input {results['input']}; network at {results['network_size']}; p50 ms per stage.",
-        "",
-    ]
-    for backend, stages in results["backends"].items():
-        if "skipped" in stages:
-            lines.append(f"- {backend}: skipped ({stages['skipped']})")
-            continue
-        rows = [
-            {"stage": k, "p50 ms": v["p50_ms"], "p90 ms": v["p90_ms"]} for k, v in stages.items()
-        ]
-        lines.append(rows_markdown(backend, rows, ["stage", "p50 ms", "p90 ms"]))
-    _write(args.out, "pipeline", results, "\n".join(lines) + "\n")
-    return results
+    reps = 3 if args.quick else args.reps
+    return bench_pipeline(_checkpoint(args), _device(args.device), reps, Reports(args.out))
 
 
 def cmd_http(args: argparse.Namespace) -> dict:
-    body = sample_jpeg()
+    model = args.model or _checkpoint(args)
     concurrency = [1, 2] if args.quick else args.concurrency
     requests = 6 if args.quick else args.requests
-    if args.url is not None:
-        url = args.url
-        results = run_http(url, body, concurrency, requests)
-    else:  # start a loopback server of our own and stop it afterwards
-        with tempfile.TemporaryDirectory(prefix="genadapt-bench-") as tmp:
-            model = args.model or save_checkpoint(_checkpoint(args), Path(tmp) / "model.pt")
-            with serving(model, _device(args.device)) as url:
-                results = run_http(url, body, concurrency, requests)
-    rows = [
-        {
-            "concurrency": lv["concurrency"],
-            "req/s": lv["throughput_rps"],
-            "p50 ms": lv["latency"]["p50_ms"],
-            "p90 ms": lv["latency"]["p90_ms"],
-            "p99 ms": lv["latency"]["p99_ms"],
-            **{f"server {k} ms": v for k, v in lv["server_median_ms"].items()},
-            "overhead beyond network ms": lv["overhead_beyond_network_ms"],
-            "errors": lv["errors"],
-        }
-        for lv in results["levels"]
-    ]
-    markdown = rows_markdown(f"HTTP: 2048×1024 JPEG in, label PNG out ({url})", rows, list(rows[0]))
-    _write(args.out, "http", results, markdown)
-    return results
+    return bench_http(
+        model, _device(args.device), concurrency, requests, Reports(args.out), args.url
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> dict:
-    """Evaluation throughput on full-resolution (2048×1024) labelled images, split into loading,
-    inference and scoring, with the same code genadapt-eval runs."""
-    checkpoint = _checkpoint(args)
     count, label_size = (2, (256, 128)) if args.quick else (args.images, (2048, 1024))
-    with tempfile.TemporaryDirectory(prefix="genadapt-bench-eval-") as tmp:
-        generate_scenes(
-            Path(tmp), label_size, source=0, target_train=0, target_val=count, unseen=0, workers=2
-        )
-        dataset = SegmentationDataset(
-            "cityscapes", Path(tmp) / "target", "val", label_space=checkpoint.label_space
-        )
-        backend = "torch" if args.backend == "torch" else "onnxruntime"
-        device = _device(args.device)
-        segmenter = (
-            TorchSegmenter.from_checkpoint(checkpoint, device)
-            if backend == "torch"
-            else OnnxSegmenter.from_checkpoint(checkpoint, device)
-        )
-        started = time.perf_counter()
-        result = evaluate(segmenter, dataset, num_workers=args.workers, progress=False)
-        wall = time.perf_counter() - started
-    seconds = result.seconds
-    results = {
-        "environment": environment(_device(args.device)),
-        "backend": backend,
-        "segmenter": segmenter.describe(),  # the device and, for ONNX Runtime, its providers
-        "images": result.images,
-        "label_size": list(label_size),
-        "network_size": list(checkpoint.input_size),
-        "wall_s": round(wall, 3),
-        "images_per_s": round(result.images / wall, 3),
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
-    }
-    rows = [
-        {"stage": k, "seconds": round(v, 3), "per image ms": round(1000 * v / result.images, 1)}
-        for k, v in seconds.items()
-    ]
-    title = (
-        f"Evaluation: {result.images} images with {label_size[0]}×{label_size[1]} labels, "
-        f"{backend}, {results['images_per_s']} img/s"
+    return bench_eval(
+        _checkpoint(args),
+        _device(args.device),
+        args.backend,
+        count,
+        label_size,
+        args.workers,
+        Reports(args.out),
     )
-    _write(
-        args.out, "eval", results, rows_markdown(title, rows, ["stage", "seconds", "per image ms"])
-    )
-    return results
 
 
 def cmd_suite(args: argparse.Namespace) -> dict:
     """Every benchmark, sized to finish within about 8 minutes on this machine."""
     device = _device(args.device)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name(device)).strip("-").lower()
-    out = args.out / slug
+    reports = Reports(args.out / slug)
     cuda = device.startswith("cuda")
-    common = {"device": device, "quick": args.quick, "model": None}
-    table3 = argparse.Namespace(
-        **common,
-        out=out,
-        sizes=None if cuda else ["512x256", "1024x512"],
-        width=1.0,
-        train_width=1.0 if cuda else 0.25,
-        padding="pad1",
-        batches=[1, 4] if cuda else [1],
+    if args.quick:
+        size, width = QUICK_SIZE, QUICK_WIDTH
+    else:
+        size, width = (1024, 512), 1.0
+    checkpoint = random_checkpoint(size, width)
+    cfg = BenchConfig(
+        [size] if args.quick else (PAPER_SIZES if cuda else [(512, 256), (1024, 512)]),
+        width=width,
+        train_width=width if args.quick or cuda else 0.25,
+        batches=(1, 4) if cuda else (1,),
+        warmup=1 if args.quick else 3,
         reps=30 if cuda else 3,
-        train_reps=10 if cuda else 3,
+        train_reps=10 if cuda else (2 if args.quick else 3),
         budget_s=15 if cuda else 40,
+        device=device,
     )
-    results = {"table3": cmd_table3(table3)}
-    pipe = argparse.Namespace(**common, out=out, size="1024x512", width=1.0, reps=10 if cuda else 3)
-    results["pipeline"] = cmd_pipeline(pipe)
-    http = argparse.Namespace(
-        **common,
-        out=out,
-        url=None,
-        size="1024x512",
-        width=1.0,
-        concurrency=[1, 2, 4, 8] if cuda else [1, 2],
-        requests=32 if cuda else 6,
+    results = {"table3": bench_table3(cfg, reports)}
+    results["pipeline"] = bench_pipeline(checkpoint, device, 10 if cuda else 3, reports)
+    results["http"] = bench_http(
+        checkpoint, device, [1, 2, 4, 8] if cuda else [1, 2], 32 if cuda else 6, reports
     )
-    results["http"] = cmd_http(http)
-    evaluation = argparse.Namespace(
-        **common,
-        out=out,
-        size="1024x512",
-        width=1.0,
-        images=32 if cuda else 4,
-        workers=2,
-        backend="onnxruntime",
+    label_size = (256, 128) if args.quick else (2048, 1024)
+    results["eval"] = bench_eval(
+        checkpoint, device, "onnxruntime", 32 if cuda else 4, label_size, 2, reports
     )
-    results["eval"] = cmd_eval(evaluation)
-    log.info("suite results in %s", out)
+    log.info("suite results in %s", reports.out)
     return results
 
 
@@ -291,7 +264,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     e.add_argument("--images", type=int, default=8)
     e.add_argument("--workers", type=int, default=2, help="data loading processes")
     e.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime")
-    s = sub.add_parser("suite", help="all three, sized for this machine (GPU: the paper's sizes)")
+    s = sub.add_parser("suite", help="all of them, sized for this machine (GPU: paper sizes)")
     g = sub.add_parser("gpu-check", help="every GPU path once: PASS/FAIL lines, log, archive")
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--budget-s", type=float, default=480, help="checks left after this: SKIP")
@@ -304,18 +277,20 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+COMMANDS = {
+    "table3": cmd_table3,
+    "pipeline": cmd_pipeline,
+    "http": cmd_http,
+    "eval": cmd_eval,
+    "suite": cmd_suite,
+    "gpu-check": cmd_gpu_check,
+}
+
+
 def cli(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(args.verbose)
-    commands = {
-        "table3": cmd_table3,
-        "pipeline": cmd_pipeline,
-        "http": cmd_http,
-        "eval": cmd_eval,
-        "suite": cmd_suite,
-        "gpu-check": cmd_gpu_check,
-    }
-    return run_cli(f"genadapt-bench {args.command}", lambda: commands[args.command](args) and 0)
+    return run_cli(f"genadapt-bench {args.command}", lambda: COMMANDS[args.command](args) and 0)
 
 
 if __name__ == "__main__":

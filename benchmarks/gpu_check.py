@@ -84,10 +84,10 @@ def scenes(folder: Path, count: int, size: tuple[int, int]) -> np.ndarray:
 def check_torch(plan: CheckPlan, ckpt: Checkpoint, images: np.ndarray) -> dict:
     """PyTorch on the device (fp16, channels_last, CUDA graph on a GPU) against CPU fp32."""
     reference = TorchSegmenter.from_checkpoint(ckpt, "cpu")
-    expected = reference.run(images, reference.output_size)
+    expected = reference.run(images, reference.spec.output_size)
     segmenter = TorchSegmenter.from_checkpoint(ckpt, plan.device)
     got = np.concatenate(
-        [segmenter.run(images[i : i + 1], segmenter.output_size) for i in range(len(images))]
+        [segmenter.run(images[i : i + 1], segmenter.spec.output_size) for i in range(len(images))]
     )
     agreement = float((got == expected).mean())
     return {
@@ -102,7 +102,7 @@ def check_onnxruntime(plan: CheckPlan, ckpt: Checkpoint, images: np.ndarray) -> 
     from genadapt.runtime.ort_providers import choose_providers, import_onnxruntime
 
     ort = import_onnxruntime()
-    data = export_graph(ckpt.build_model(), "labels", ckpt.input_size, ckpt.normalization)
+    data = export_graph(ckpt.build_model(), "labels", ckpt.spec).data
     cpu = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     expected = cpu.run(None, {"image": images})[0]
     ort_device = "cuda" if plan.device == "cuda" else "cpu"

@@ -45,7 +45,7 @@ def _torch_stages(seg: TorchSegmenter, batch: np.ndarray) -> dict[str, float]:
     sync(dev)
     times["network"] = time.perf_counter() - t
     t = time.perf_counter()
-    labels = logits_to_labels(logits, seg.output_size, seg.upsample)
+    labels = logits_to_labels(logits, seg.spec.output_size, seg.spec.upsample)
     sync(dev)
     times["post-process"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -59,7 +59,7 @@ def run_pipeline(checkpoint: Checkpoint, backends: list[str], reps: int, device:
     results = {
         "environment": environment(device),
         "input": "2048x1024 JPEG q90",
-        "network_size": list(checkpoint.input_size),
+        "network_size": list(checkpoint.spec.input_size),
         "backends": {},
         "segmenters": {},  # what each backend actually ran on (device, providers)
     }
@@ -78,17 +78,17 @@ def run_pipeline(checkpoint: Checkpoint, backends: list[str], reps: int, device:
         for rep in range(reps + 2):  # two warm-up passes
             times = {}
             t = time.perf_counter()
-            rgb = decode_image(data, draft_size=seg.output_size)
+            rgb = decode_image(data, draft_size=seg.spec.output_size)
             times["decode"] = time.perf_counter() - t
             t = time.perf_counter()
-            batch = resize_rgb(rgb, seg.input_size)[None]
+            batch = resize_rgb(rgb, seg.spec.input_size)[None]
             times["pre-process"] = time.perf_counter() - t
             if backend == "torch":
                 times |= _torch_stages(seg, batch)
-                labels = seg.run(batch, seg.output_size)[0]
+                labels = seg.run(batch, seg.spec.output_size)[0]
             else:
                 t = time.perf_counter()
-                labels = seg.run(batch, seg.output_size)[0]
+                labels = seg.run(batch, seg.spec.output_size)[0]
                 times["network+post-process+copy"] = time.perf_counter() - t
             t = time.perf_counter()
             encode_png(labels)

@@ -133,3 +133,53 @@ def rows_markdown(title: str, rows: list[dict], columns: list[str]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(str(row.get(c, "–")) for c in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def pipeline_markdown(results: dict) -> str:
+    lines = [
+        f"# Host image → host label map on {results['environment']['device']}",
+        "",
+        f"Input {results['input']}; network at {results['network_size']}; p50 ms per stage.",
+        "",
+    ]
+    for backend, stages in results["backends"].items():
+        if "skipped" in stages:
+            lines.append(f"- {backend}: skipped ({stages['skipped']})")
+            continue
+        rows = [
+            {"stage": k, "p50 ms": v["p50_ms"], "p90 ms": v["p90_ms"]} for k, v in stages.items()
+        ]
+        lines.append(rows_markdown(backend, rows, ["stage", "p50 ms", "p90 ms"]))
+    return "\n".join(lines) + "\n"
+
+
+def http_markdown(results: dict) -> str:
+    rows = [
+        {
+            "concurrency": lv["concurrency"],
+            "req/s": lv["throughput_rps"],
+            "p50 ms": lv["latency"]["p50_ms"],
+            "p90 ms": lv["latency"]["p90_ms"],
+            "p99 ms": lv["latency"]["p99_ms"],
+            **{f"server {k} ms": v for k, v in lv["server_median_ms"].items()},
+            "overhead beyond network ms": lv["overhead_beyond_network_ms"],
+            "errors": lv["errors"],
+        }
+        for lv in results["levels"]
+    ]
+    title = f"HTTP: 2048×1024 JPEG in, label PNG out ({results['url']})"
+    return rows_markdown(title, rows, list(rows[0]))
+
+
+def eval_markdown(results: dict) -> str:
+    n = results["images"]
+    rows = [
+        {"stage": k, "seconds": v, "per image ms": round(1000 * v / n, 1)}
+        for k, v in results["seconds"].items()
+    ]
+    w, h = results["label_size"]
+    title = (
+        f"Evaluation: {n} images with {w}×{h} labels, {results['backend']}, "
+        f"{results['images_per_s']} img/s"
+    )
+    return rows_markdown(title, rows, ["stage", "seconds", "per image ms"])

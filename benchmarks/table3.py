@@ -126,7 +126,9 @@ def _torch(checkpoint: Checkpoint, cfg: BenchConfig, precision: str):
     def factory(batch: int):
         device = torch.device(cfg.device)
         model = checkpoint.build_model().to(device)
-        x = torch.randn(batch, 3, checkpoint.input_size[1], checkpoint.input_size[0], device=device)
+        x = torch.randn(
+            batch, 3, checkpoint.spec.input_size[1], checkpoint.spec.input_size[0], device=device
+        )
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = (
             precision == "tf32"
         )
@@ -168,14 +170,16 @@ def _onnxruntime(checkpoint: Checkpoint, device: str, tf32: bool = False):
     if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
         return "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu alone)"
 
+    graph = None  # exported once, on first use, for every batch size
+
     def factory(batch: int):
-        data = export_graph(
-            checkpoint.build_model(), "logits", checkpoint.input_size, checkpoint.normalization
-        )
+        nonlocal graph
+        graph = graph or export_graph(checkpoint.build_model(), "logits", checkpoint.spec)
+        data = graph.data
         before = _device_used_bytes() if device == "cuda" else 0
         providers = choose_providers(device, ort.get_available_providers(), tf32=tf32)
         session = ort.InferenceSession(data, providers=providers)
-        w, h = checkpoint.input_size
+        w, h = checkpoint.spec.input_size
         x = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32)
         binding = session.io_binding()
         if device == "cuda":  # device-resident input and output: time the network, not copies

@@ -83,3 +83,12 @@ def test_a_cuda_run_measures_no_cpu_row_and_no_tf32_as_fp32():
     rows = {(b, p): f for b, p, f in entries}
     assert rows[("onnxruntime", "fp32")] == "a CPU row, skipped on a CUDA run"
     assert {("onnxruntime-cuda", "fp32"), ("onnxruntime-cuda", "tf32")} <= set(rows)
+
+
+def test_suite_quick_writes_every_report(tmp_path):
+    assert cli(["suite", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    (folder,) = tmp_path.iterdir()  # named after this machine's device
+    for name in ("table3", "pipeline", "http", "eval"):
+        assert json.loads((folder / f"{name}.json").read_text())
+        assert (folder / f"{name}.md").read_text().strip()
+    assert json.loads((folder / "eval.json").read_text())["images"] == 4
