@@ -97,8 +97,10 @@ def plot_retrieval(results: dict[str, dict], path: str) -> None:
     for name, r in results.items():
         axes[0].plot(r["k"], r["A_k"], marker="o", label=name)
         axes[1].plot(r["k"], r["B_k"], marker="o", label=name)
-    titles = ["|A_k|: target items among a source query's k-NN",
-              "|B_k|: source items among a target query's k-NN"]  # fmt: skip
+    titles = [
+        "|A_k|: target items among a source query's k-NN",
+        "|B_k|: source items among a target query's k-NN",
+    ]
     for ax, title in zip(axes, titles, strict=True):
         ks = next(iter(results.values()))["k"]
         ax.plot(ks, [k / 2 for k in ks], linestyle=":", color="grey", label="domain-blind (k/2)")

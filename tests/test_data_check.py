@@ -3,8 +3,8 @@ import json
 import numpy as np
 from PIL import Image
 
+from genadapt.commands.data import cli
 from genadapt.data_check import check_dataset
-from genadapt.data_cli import cli
 from genadapt.datasets import get_dataset_kind
 
 from fake_datasets import write_cityscapes, write_gta5, write_synthia

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from genadapt.commands.predict import cli
 from genadapt.labels import CITYSCAPES19
-from genadapt.predict import cli
 
 from helpers import TINY_INPUT
 
@@ -77,8 +77,9 @@ def test_console_script_end_to_end(tmp_path, checkpoint_path, batch_size):
     write_images(tmp_path / "in")
     (tmp_path / "in/broken.png").unlink()
     result = subprocess.run(
-        [sys.executable, "-m", "genadapt.predict", str(checkpoint_path), str(tmp_path / "in"),
-         "--out", str(tmp_path / "out"), "--batch-size", str(batch_size), "--upsample", "nearest"],
+        [sys.executable, "-m", "genadapt.commands.predict", str(checkpoint_path),
+         str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--batch-size", str(batch_size),
+         "--upsample", "nearest"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -121,9 +121,12 @@ class Adapter(nn.Module):
         lr = self.cfg.lr_fc
         return [
             {"params": weights, "lr": lr, "base_lr": lr},
-            {"params": biases, "lr": lr * self.cfg.lr_fc_bias_mult,
-             "base_lr": lr * self.cfg.lr_fc_bias_mult},
-        ]  # fmt: skip
+            {
+                "params": biases,
+                "lr": lr * self.cfg.lr_fc_bias_mult,
+                "base_lr": lr * self.cfg.lr_fc_bias_mult,
+            },
+        ]
 
     def _gan_optimizer(self, net: nn.Module | None) -> torch.optim.Optimizer | None:
         if net is None:

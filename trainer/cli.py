@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,14 @@ import yaml
 
 from genadapt.cli import run_cli, setup_logging
 from genadapt.errors import GenadaptError
-from genadapt.trainer.config import PRESETS, VARIANTS, ConfigError, load_yaml, resolve_config
+from genadapt.trainer.config import (
+    PRESETS,
+    VARIANTS,
+    ConfigError,
+    TrainConfig,
+    load_yaml,
+    resolve_config,
+)
 from genadapt.trainer.run import RunFolder
 from genadapt.trainer.train import build_data, train
 
@@ -48,20 +56,22 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1")
     p.add_argument("--vgg-weights", dest="vgg_weights", help="local ImageNet VGG16 weights")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any TrainConfig key, e.g. --set alpha=0.2 (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any TrainConfig key, e.g. --set alpha=0.2 (repeatable)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
 
-FLAG_KEYS = (
-    "variant", "source_kind", "source_root", "target_kind", "target_root", "label_space",
-    "iterations", "width", "padding", "size", "crop", "seed", "device", "vgg_weights",
-)  # fmt: skip
-
-
 def collect_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides = {k: getattr(args, k) for k in FLAG_KEYS if getattr(args, k) is not None}
+    """The flags given that name a TrainConfig key (the parser is the one list of them), then
+    every --set KEY=VALUE."""
+    keys = {f.name for f in fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in keys and v is not None}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:

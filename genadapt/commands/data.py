@@ -64,8 +64,16 @@ def main_scenes(args: argparse.Namespace) -> int:
         size = (int(width), int(height))
     except ValueError:
         raise GenadaptError(f"--size must be WIDTHxHEIGHT, got {args.size!r}") from None
-    generate_scenes(args.out, size, args.source, args.target_train, args.target_val,
-                    args.unseen, args.seed, args.workers)  # fmt: skip
+    generate_scenes(
+        args.out,
+        size,
+        args.source,
+        args.target_train,
+        args.target_val,
+        args.unseen,
+        args.seed,
+        args.workers,
+    )
     return 0
 
 

@@ -74,7 +74,7 @@ def get_retrieval_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     segmenter = load_segmenter(args.model, args.backend, args.device, args.upsample)
     dataset = SegmentationDataset(
-        args.dataset, args.root, args.split, label_space=segmenter.label_space
+        args.dataset, args.root, args.split, label_space=segmenter.spec.label_space
     )
     result = evaluate(segmenter, dataset, args.batch_size, args.workers, args.limit).to_dict()
     name = args.name or f"{args.dataset}_{args.split or dataset.kind.default_split}"
@@ -89,9 +89,9 @@ def _domain_embeddings(
     checkpoint: Checkpoint, model: FCN8s, kind: str, root: str, split: str | None, args
 ) -> tuple[np.ndarray, np.ndarray]:
     """(pool, queries) embeddings of one domain; the two index sets are disjoint."""
-    data = SegmentationDataset(kind, root, split, checkpoint.label_space, with_labels=False)
+    data = SegmentationDataset(kind, root, split, checkpoint.spec.label_space, with_labels=False)
     pool, queries = split_pool_queries(len(data), args.pool, args.queries, args.seed)
-    size, norm = checkpoint.input_size, checkpoint.normalization
+    size, norm = checkpoint.spec.input_size, checkpoint.spec.normalization
     return embed_images(model, data, pool, size, norm), embed_images(
         model, data, queries, size, norm
     )

@@ -105,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
     if not jobs:
         raise GenadaptError("no images found in the given inputs")
     segmenter = load_segmenter(args.model, args.backend, args.device, args.upsample)
-    palette = segmenter.label_space.palette_array()
+    palette = segmenter.spec.label_space.palette_array()
     failures: dict[str, str] = {}
     progress = tqdm(total=len(jobs), unit="img", desc="segment")
     for start in range(0, len(jobs), args.batch_size):
@@ -114,8 +114,8 @@ def main(args: argparse.Namespace) -> int:
             try:
                 net, photo = network_input_and_photo(
                     job.source.read_bytes(),
-                    segmenter.input_size,
-                    segmenter.output_size,
+                    segmenter.spec.input_size,
+                    segmenter.spec.output_size,
                     args.max_pixels,
                 )
                 inputs.append(net)

@@ -116,8 +116,12 @@ def generate_scenes(
     specs = plan(counts, size, seed)
     tasks = [(Path(out), spec) for spec in specs]
     with Pool(max(1, workers)) as pool:
-        for _ in tqdm(pool.imap_unordered(_write, tasks, chunksize=8), total=len(tasks),
-                      desc="scenes", unit="img"):  # fmt: skip
+        for _ in tqdm(
+            pool.imap_unordered(_write, tasks, chunksize=8),
+            total=len(tasks),
+            desc="scenes",
+            unit="img",
+        ):
             pass
     manifest = {
         "size": list(size),

@@ -104,8 +104,10 @@ def generate_layout(rng: np.random.Generator, width: int, height: int, stats: La
     walk = width * rng.uniform(0.15, 0.35)
     road_l, road_r = vx - half_road - (vx - width / 2), vx + half_road - (vx - width / 2)
     # Ground: sidewalks (wide trapezoid) under the road (narrower trapezoid), both to the horizon.
-    cv.polygon([(vx - 1, yh), (road_l - walk, height), (road_r + walk, height), (vx + 1, yh)],
-               C["sidewalk"])  # fmt: skip
+    cv.polygon(
+        [(vx - 1, yh), (road_l - walk, height), (road_r + walk, height), (vx + 1, yh)],
+        C["sidewalk"],
+    )
     cv.polygon([(vx - 0.5, yh), (road_l, height), (road_r, height), (vx + 0.5, yh)], C["road"])
     xs = np.arange(width, dtype=np.float32) + 0.5
     # Beyond each sidewalk: sometimes a strip of grass, then facades, walls and hedges.
@@ -189,8 +191,15 @@ def _vehicle(x, y, size, kind):
         cls = C[kind]
         if kind == "car":  # body, then a narrower cabin on top
             cv.rect(x - w / 2, y - h * 0.55, x + w / 2, y, cls)
-            cv.polygon([(x - w * 0.32, y - h), (x - w * 0.45, y - h * 0.5),
-                        (x + w * 0.45, y - h * 0.5), (x + w * 0.32, y - h)], cls)  # fmt: skip
+            cv.polygon(
+                [
+                    (x - w * 0.32, y - h),
+                    (x - w * 0.45, y - h * 0.5),
+                    (x + w * 0.45, y - h * 0.5),
+                    (x + w * 0.32, y - h),
+                ],
+                cls,
+            )
         else:
             cv.rect(x - w / 2, y - h, x + w / 2, y, cls)
         for wx in (x - w * 0.33, x + w * 0.33):  # wheels stay the vehicle's class
@@ -218,8 +227,15 @@ def _bicycle(x, y, size):
         cls = C["bicycle"]
         for wx in (x - r * 1.3, x + r * 1.3):
             cv.ellipse(wx, y - r, r, r, cls, ring=0.55)
-        cv.polygon([(x - r * 1.3, y - r), (x - r * 0.2, y - r * 2.2),
-                    (x + r * 1.3, y - r), (x + r * 0.2, y - r * 0.9)], cls)  # fmt: skip
+        cv.polygon(
+            [
+                (x - r * 1.3, y - r),
+                (x - r * 0.2, y - r * 2.2),
+                (x + r * 1.3, y - r),
+                (x + r * 0.2, y - r * 0.9),
+            ],
+            cls,
+        )
 
     return draw
 

@@ -94,8 +94,8 @@ def test_the_image_serves_the_hosts_labels_and_stops_cleanly(exported):
         assert response.status_code == 200, response.text
         served = np.asarray(Image.open(io.BytesIO(response.content)))
         host = load_segmenter(exported / "model.labels.onnx", device="cpu")
-        batch = network_input(buf.getvalue(), host.input_size)[None]
-        expected = host.run(batch, host.output_size)[0]
+        batch = network_input(buf.getvalue(), host.spec.input_size)[None]
+        expected = host.run(batch, host.spec.output_size)[0]
         assert served.shape == expected.shape
         assert (served == expected).mean() >= 0.999  # same graph; another CPU may round apart
         assert httpx.get(f"{url}/v1/model", timeout=5).json()["backend"] == "onnxruntime"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from genadapt.data_cli import cli
+from genadapt.commands.data import cli
 from genadapt.datasets import SegmentationDataset
 from genadapt.labels import CITYSCAPES_NAMES
 from genadapt.scenes.generate import SceneSpec, generate_scenes, make_scene

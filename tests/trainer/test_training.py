@@ -79,7 +79,7 @@ def test_tiny_run_overfits_a_handful_of_images(data, tmp_path):
     }
     checkpoint = load_checkpoint(out / "checkpoint.pt")
     assert checkpoint.step == 150 and checkpoint.train_config["variant"] == "source-only"
-    assert checkpoint.input_size == (128, 64)
+    assert checkpoint.spec.input_size == (128, 64)
     assert "source_val_miou" in checkpoint.metrics
     # The run folder is never overwritten by a new run.
     assert cli(args_for(data, out)) == 2
