@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from genadapt.errors import GenadaptError
+
+log = logging.getLogger(__name__)
+# Below this much free space a failed write is taken for a full disk, whatever the library
+# said (torch.save reports ENOSPC as a RuntimeError "file write failed").
+LOW_SPACE_BYTES = 64 << 20
+
+
+class DiskFullError(GenadaptError):
+    """A write failed for want of space; the file it was replacing is intact."""
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
@@ -25,11 +40,38 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, Exception) and _disk_full(exc, path.parent):
+            free = shutil.disk_usage(path.parent).free
+            raise DiskFullError(
+                f"cannot write {path}: the disk is full ({free / 2**20:.0f} MB free in "
+                f"{path.parent}); the previous {path.name}, if any, is intact"
+            ) from None
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _disk_full(exc: Exception, directory: Path) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(directory).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete what an atomic write killed mid-way left behind (`.NAME.*.tmp`): nothing else
+    writes such names, and a run folder has one writer, so none of them is still in use."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+            log.info("removed %s, left by a write that was killed", tmp)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -60,5 +102,9 @@ def load_weights_only(path: str | Path, error: type[Exception]) -> Any:
         return torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        raise error(f"cannot read {path}: {reason}") from None
+        if "Weights only load failed" in text:
+            # torch goes on to explain how to load it unsafely: not advice to pass on.
+            reason = "it holds Python objects, not only tensors and plain values, and is refused"
+        else:
+            reason = re.sub(r"\x1b\[[0-9;]*m", "", text.splitlines()[0]) if text else ""
+        raise error(f"cannot read {path}: {reason or type(exc).__name__}") from None

@@ -9,7 +9,10 @@ colorize / overlay / encode_png: what a person looks at.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -59,6 +62,44 @@ class Normalization:
 IMAGENET = Normalization()
 
 
+# What Pillow raises on bytes it cannot make sense of, found by mutation fuzzing of valid
+# images (tests/test_decode_fuzz.py): every one means "undecodable", never a server error.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+)
+# The memory a decode may hold at its peak, per decoded pixel and in all (see decode_cost).
+DECODE_BYTES_PER_PIXEL = 20
+DECODE_OVERHEAD_BYTES = 48 << 20
+_REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F")
+
+
+@contextmanager
+def reading_image() -> Iterator[None]:
+    """Around Pillow reading untrusted bytes: what it raises on them becomes an
+    ImageDecodeError (or its too-large / unsupported kinds), and its warnings about metadata
+    it skips are muted (the result, or the error, says all a caller needs)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(str(exc)) from None
+    except UnidentifiedImageError:
+        raise UnsupportedImageError(
+            f"not a supported image (supported: {', '.join(SUPPORTED_FORMATS)})"
+        ) from None
+    except DECODE_ERRORS as exc:
+        raise ImageDecodeError(f"corrupt, truncated or unreadable image: {exc}") from None
+
+
 def decode_image(
     data: bytes,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -67,41 +108,89 @@ def decode_image(
     """Decode `data` into an upright RGB uint8 array (H, W, 3).
 
     Handles grayscale, palette, alpha, 16-bit, CMYK and EXIF orientation. The pixel count is
-    checked from the header before any pixel is decoded. `draft_size` = (W, H) lets JPEG decode
-    straight to a reduced scale no smaller than that size (several times faster for a network
-    input that is smaller than the photo).
+    checked from the header before any pixel is decoded. `draft_size` = (W, H) lets the image
+    come back reduced, but never below that size: JPEG decodes straight to a smaller scale, and
+    other formats are box-reduced by an integer factor right after decoding, before any
+    conversion, which keeps both time and memory down for a network input or a photo that is
+    smaller than the upload. Anything Pillow cannot read raises an ImageDecodeError.
     """
+    return decode_images(data, [draft_size], max_pixels)[0]
+
+
+def decode_images(
+    data: bytes, draft_sizes: list[tuple[int, int] | None], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[np.ndarray]:
+    """`decode_image` at several draft sizes: each result is what `decode_image` returns for
+    its size. A JPEG is decoded once per size (its draft mode decodes reduced); any other
+    format is decoded once and reduced from that one frame."""
     if not data:
         raise ImageDecodeError("empty file: zero bytes")
-    try:
-        with warnings.catch_warnings():
-            # Our own max_pixels replaces Pillow's bomb warning; its hard limit still raises.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
-    except UnidentifiedImageError:
-        raise UnsupportedImageError(
-            f"not a supported image (supported: {', '.join(SUPPORTED_FORMATS)})"
-        ) from None
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(str(exc)) from None
-    with img:
+    with reading_image():
+        if data[:2] == b"\xff\xd8" and len(draft_sizes) > 1:
+            return [_decode(data, max_pixels, [size])[0] for size in draft_sizes]
+        return _decode(data, max_pixels, draft_sizes)
+
+
+def _decode(
+    data: bytes, max_pixels: int, draft_sizes: list[tuple[int, int] | None]
+) -> list[np.ndarray]:
+    with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as img:
         width, height = img.size
         if width < 1 or height < 1:
             raise ImageDecodeError(f"image has no pixels ({width}x{height})")
         if width * height > max_pixels:
             raise ImageTooLargeError(
-                f"image has {width}x{height} = {width * height} pixels, more than the "
-                f"allowed {max_pixels}"
+                f"image has {width}x{height} = {megapixels(width * height)}, more than the "
+                f"allowed {megapixels(max_pixels)}"
             )
+        (first, *_) = draft_sizes
+        if first is not None and img.format in ("JPEG", "MPO"):
+            img.draft("RGB", _draft_request(img, first))
+        img.load()
+        rotated = img.getexif().get(0x0112, 1) not in (0, 1)
+        frames = []
+        for size in draft_sizes:
+            frame = img if size is None else _reduce(img, _draft_request(img, size))
+            if rotated:  # exif_transpose copies even when there is nothing to turn
+                frame = ImageOps.exif_transpose(frame)
+            frames.append(_to_rgb(frame))
+        return frames
+
+
+def megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} megapixels"
+
+
+def _reduce(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Box-reduce by the largest integer factor that keeps the image at least `size`."""
+    factor = min(img.width // max(size[0], 1), img.height // max(size[1], 1))
+    if factor < 2:
+        return img
+    if img.mode.startswith("I;16"):  # Pillow cannot reduce it: take the high byte first
+        img = Image.fromarray((np.asarray(img) >> 8).astype(np.uint8), "L")
+    elif img.mode not in _REDUCIBLE:  # palette, CMYK, …: to what it will become anyway
+        alpha = img.mode in ("PA", "La") or "transparency" in img.info
+        img = img.convert("RGBA" if alpha else "RGB")
+    return img.reduce(factor)
+
+
+def decode_cost(data: bytes, draft_sizes: list[tuple[int, int] | None]) -> int:
+    """Bytes that decoding `data` at `draft_sizes` may hold at its peak, from the header alone:
+    DECODE_BYTES_PER_PIXEL for every pixel decoded (a JPEG at its draft scale, once per size;
+    any other format once, at full size), plus a fixed overhead. The constants bound the peaks
+    measured over every format and mode genadapt reads (tests/test_decode_memory.py)."""
+    with reading_image():
+        pixels = [_decoded_pixels(data, size) for size in draft_sizes]
+    jpeg = data[:2] == b"\xff\xd8"
+    decoded = sum(pixels) if jpeg else max(pixels)  # other formats decode once for all sizes
+    return decoded * DECODE_BYTES_PER_PIXEL + DECODE_OVERHEAD_BYTES
+
+
+def _decoded_pixels(data: bytes, draft_size: tuple[int, int] | None) -> int:
+    with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as img:
         if draft_size is not None and img.format in ("JPEG", "MPO"):
             img.draft("RGB", _draft_request(img, draft_size))
-        try:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-        except (OSError, SyntaxError, ValueError) as exc:
-            # Pillow reports truncated or corrupt data as OSError ("image file is truncated").
-            raise ImageDecodeError(f"corrupt or truncated {img.format} image: {exc}") from None
-        return _to_rgb(img)
+        return img.width * img.height
 
 
 def _draft_request(img: Image.Image, size: tuple[int, int]) -> tuple[int, int]:
@@ -113,7 +202,7 @@ def _draft_request(img: Image.Image, size: tuple[int, int]) -> tuple[int, int]:
 def _to_rgb(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode.startswith("I;16") or mode == "I":
-        gray = np.asarray(img).astype(np.int64)
+        gray = np.asarray(img)  # uint16 or int32: no wider temporary than the frame itself
         # 16-bit data keeps its high byte; 32-bit "I" holding 8-bit values is kept as is.
         if mode != "I" or gray.max(initial=0) > 255:
             gray = np.clip(gray, 0, 65535) >> 8
@@ -124,10 +213,10 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         gray = np.clip(np.nan_to_num(gray) * scale, 0, 255).round().astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode in ("P", "PA", "LA", "RGBA") or "transparency" in img.info:
-        # Composite alpha over black so that transparent pixels don't show hidden colours.
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+        # Composite alpha over black so that transparent pixels don't show hidden colours:
+        # premultiplied RGBa is exactly that, and costs one frame instead of three.
+        rgba = img if mode == "RGBA" else img.convert("RGBA")
+        return np.ascontiguousarray(np.asarray(rgba.convert("RGBa"))[:, :, :3])
     try:
         return np.asarray(img.convert("RGB"))
     except (ValueError, OSError) as exc:
@@ -149,17 +238,14 @@ def network_input_and_photo(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The network input (exactly as `network_input` makes it) and the photo to draw on, at
-    least `photo_size`. Only JPEG decodes differently per requested size, so any other format
-    is decoded once."""
-    photo = decode_image(data, max_pixels, draft_size=photo_size)
-    if data[:2] == b"\xff\xd8":  # JPEG: the network's input comes from its own reduced decode
-        return network_input(data, size, max_pixels), photo
-    return resize_rgb(photo, size), photo
+    least `photo_size`. A format other than JPEG is decoded once for both."""
+    net, photo = decode_images(data, [size, photo_size], max_pixels)
+    return resize_rgb(net, size), photo
 
 
 def probe_size(data: bytes) -> tuple[int, int]:
     """(W, H) of an encoded image as displayed (EXIF rotation applied), read from its header."""
-    with Image.open(io.BytesIO(data)) as img:
+    with reading_image(), Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as img:
         width, height = img.size
         return (height, width) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (width, height)
 
@@ -246,10 +332,11 @@ def colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
 def overlay(
     rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float = 0.5
 ) -> np.ndarray:
-    """Blend the colour map over the photo (resized to the label map's size)."""
-    photo = resize_rgb(rgb, (labels.shape[1], labels.shape[0])).astype(np.float32)
-    color = colorize(labels, palette).astype(np.float32)
-    return (photo * (1 - alpha) + color * alpha).round().astype(np.uint8)
+    """Blend the colour map over the photo (resized to the label map's size), in uint8: three
+    bytes a pixel per image, where float32 blending needed about fifty."""
+    photo = Image.fromarray(resize_rgb(rgb, (labels.shape[1], labels.shape[0])))
+    color = Image.fromarray(colorize(labels, palette))
+    return np.asarray(Image.blend(photo, color, alpha))
 
 
 def encode_png(array: np.ndarray, compress_level: int = 1) -> bytes:
