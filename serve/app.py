@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import genadapt
 from genadapt.runtime import Segmenter, load_segmenter
-from genadapt.serve.errors import BodyLimit, install_error_handlers
+from genadapt.serve.budget import MemoryBudget
+from genadapt.serve.errors import install_error_handlers
 from genadapt.serve.metrics import ServiceMetrics
+from genadapt.serve.middleware import OpsAuth, RequestMetrics, UploadGuard
 from genadapt.serve.routes import router
 from genadapt.serve.settings import ServeSettings
 from genadapt.serve.state import ModelState
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-KNOWN_PATHS = {"/v1/segment", "/v1/model", "/healthz", "/readyz", "/metrics", "/"}
 
 
 def create_app(settings: ServeSettings, load: Callable[[], Segmenter] | None = None) -> FastAPI:
@@ -61,19 +61,15 @@ def create_app(settings: ServeSettings, load: Callable[[], Segmenter] | None = N
     )
     app.state.settings, app.state.model, app.state.metrics = settings, state, metrics
     app.state.io_pool = io_pool
+    app.state.budget = MemoryBudget(settings.memory_budget_mb << 20)
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
-
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        path = request.url.path if request.url.path in KNOWN_PATHS else "other"
-        metrics.requests.labels(path=path, status=str(response.status_code)).inc()
-        if path == "/v1/segment":
-            metrics.stages["request"].observe(time.perf_counter() - start)
-        return response
-
+    # Added innermost first: metrics see every answer, the guards' refusals included.
+    app.add_middleware(
+        UploadGuard, max_bytes=settings.max_upload_bytes, timeout_s=settings.body_timeout_s
+    )
+    if settings.api_key and settings.protect_ops:
+        app.add_middleware(OpsAuth, api_key=settings.api_key)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

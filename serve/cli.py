@@ -7,12 +7,15 @@ defaults. SIGTERM stops accepting, finishes in-flight requests, then exits.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from genadapt.cli import run_cli, setup_logging
 from genadapt.errors import GenadaptError
 from genadapt.runtime import BACKENDS
 from genadapt.serve.settings import ServeSettings
+
+log = logging.getLogger(__name__)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -31,6 +34,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--request-timeout-s", type=float, dest="request_timeout_s")
     p.add_argument("--api-key", dest="api_key")
     p.add_argument("--output-scale", type=int, dest="output_scale")
+    p.add_argument("--memory-budget-mb", type=int, dest="memory_budget_mb")
+    p.add_argument("--max-connections", type=int, dest="max_connections")
+    p.add_argument(
+        "--protect-ops",
+        action="store_true",
+        default=None,
+        dest="protect_ops",
+        help="with --api-key, also require it for /metrics and the API docs",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -40,6 +52,7 @@ def main(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from genadapt.serve.app import create_app
+    from genadapt.serve.connections import guarded_protocol, raise_open_file_limit
 
     flags = {k: v for k, v in vars(args).items() if v is not None and k != "verbose"}
     try:
@@ -51,11 +64,24 @@ def main(args: argparse.Namespace) -> int:
     if not settings.model:
         raise GenadaptError("give a MODEL path (or set GENADAPT_MODEL)")
     app = create_app(settings)
+    limit = raise_open_file_limit()
+    if settings.max_connections + 64 > limit:
+        log.warning(
+            "max_connections %d is close to the open-file limit %d", settings.max_connections, limit
+        )
+    refused = app.state.metrics.requests
+    protocol = guarded_protocol(
+        settings.max_connections,
+        settings.header_timeout_s,
+        lambda status: refused.labels(path="connection", status=str(status)).inc(),
+    )
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
+        http=protocol,
         log_level="info",
+        timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
     )
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -31,6 +33,12 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        # A bug of ours, never the client's: the JSON shape still, and Starlette logs the
+        # traceback once after this answer is sent.
+        return error_response(500, "internal_error", "the service failed on this request")
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
@@ -38,46 +46,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
 
 
-class BodyLimit:
-    """ASGI middleware: count body bytes as they arrive and answer 413 past the limit, so an
-    oversized upload is never read whole (also when the client sends no Content-Length)."""
-
-    def __init__(self, app, max_bytes: int, paths: tuple[str, ...] = ("/v1/",)) -> None:
-        self.app, self.max_bytes, self.paths = app, max_bytes, paths
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith(self.paths):
-            return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._reject(scope, receive, send)
-        seen = 0
-        started = False
-
-        async def counting_receive():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLargeError
-            return message
-
-        async def tracking_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLargeError:
-            if not started:
-                await self._reject(scope, receive, send)
-
-    async def _reject(self, scope, receive, send):
-        response = error_response(413, "too_large", f"request body over {self.max_bytes} bytes")
-        await response(scope, receive, send)
-
-
-class _BodyTooLargeError(Exception):
-    """Raised from inside `receive` to abandon reading an oversized body."""
+def error_bytes(status: int, reason: str, code: str, message: str, extra: str = "") -> bytes:
+    """A whole HTTP/1.1 error response with the JSON body, for answers sent from below the
+    application (the connection guard), where no ASGI response object exists."""
+    body = json.dumps({"error": {"status": status, "code": code, "message": message}}).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n{extra}\r\n"
+    )
+    return head.encode() + body

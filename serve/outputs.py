@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +40,26 @@ class Decoded:
     photo: np.ndarray | None
     upload_size: tuple[int, int]
 
-    def output_size(self, spec: ModelSpec, size: str) -> tuple[int, int]:
-        """(W, H) of the response: the spec's output size ('native') or the upload's ('input')."""
-        return spec.output_size if size == "native" else self.upload_size
+    def output_size(self, spec: ModelSpec, size: str, max_pixels: int) -> tuple[int, int]:
+        """(W, H) of the response: the spec's output size ('native'), or the upload's ('input')
+        scaled down, keeping its aspect ratio, to at most `max_pixels`."""
+        if size == "native":
+            return spec.output_size
+        width, height = self.upload_size
+        if width * height <= max_pixels:
+            return width, height
+        scale = math.sqrt(max_pixels / (width * height))
+        return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+# Peak bytes per output pixel of the heaviest response (an overlay: labels, colours, the photo
+# resized, the blend and its JPEG), for the memory budget.
+OUTPUT_BYTES_PER_PIXEL = 16
+
+
+def draft_sizes(spec: ModelSpec, photo_needed: bool) -> list[tuple[int, int]]:
+    """The sizes an upload is decoded at: the network's, and the output's for a photo."""
+    return [spec.input_size, spec.output_size] if photo_needed else [spec.input_size]
 
 
 def decode_upload(data: bytes, spec: ModelSpec, max_pixels: int, photo_needed: bool) -> Decoded:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,17 +14,28 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
 
 import genadapt
-from genadapt.imaging import ImageDecodeError, ImageTooLargeError
+from genadapt.imaging import ImageDecodeError, ImageTooLargeError, decode_cost
+from genadapt.serve.budget import BudgetTimeoutError, MemoryBudget, OverBudgetError
 from genadapt.serve.errors import ServiceError
 from genadapt.serve.metrics import ServiceMetrics
 from genadapt.serve.openapi import SEGMENT_BODY, SEGMENT_RESPONSES
-from genadapt.serve.outputs import FORMATS, Decoded, EncodeRequest, decode_upload, encode
+from genadapt.serve.outputs import (
+    FORMATS,
+    OUTPUT_BYTES_PER_PIXEL,
+    Decoded,
+    EncodeRequest,
+    decode_upload,
+    draft_sizes,
+    encode,
+)
 from genadapt.serve.settings import ServeSettings
 from genadapt.serve.state import ModelState
 from genadapt.serve.worker import Job, QueueFullError
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 RAW_TYPES = ("image/", "application/octet-stream")
 PAGE = Path(__file__).parent / "static" / "index.html"
@@ -141,24 +154,29 @@ async def segment(
     """Segment one image, sent as a multipart upload (`file`) or as the raw body."""
     started = time.perf_counter()
     data = await _read_image_bytes(request)
-    pool = request.app.state.io_pool
+    pool, budget = request.app.state.io_pool, request.app.state.budget
     loop = asyncio.get_running_loop()
+    spec = state.segmenter.spec
     photo_needed = format == "overlay" or (format == "json" and overlay)
     t0 = time.perf_counter()
-    decoded = await _decode(state, settings, pool, data, photo_needed)
+    cost = await _in_pool(pool, decode_cost, data, draft_sizes(spec, photo_needed))
+    async with _holding(budget, cost, settings):
+        decoded = await _decode(state, settings, pool, data, photo_needed)
     decode_s = time.perf_counter() - t0
     job = await _infer(state, settings, decoded)
     t1 = time.perf_counter()
+    out_size = decoded.output_size(spec, size, settings.max_output_pixels)
     to_encode = EncodeRequest(
         format=format,
         labels=job.future.result(),
         photo=decoded.photo,
-        size=decoded.output_size(state.segmenter.spec, size),
-        label_space=state.segmenter.spec.label_space,
+        size=out_size,
+        label_space=spec.label_space,
         png_level=settings.png_compression,
         with_overlay=overlay,
     )
-    body = await loop.run_in_executor(pool, encode, to_encode)
+    async with _holding(budget, out_size[0] * out_size[1] * OUTPUT_BYTES_PER_PIXEL, settings):
+        body = await loop.run_in_executor(pool, encode, to_encode)
     timings = {
         "decode": decode_s,
         "queue": job.queue_wait,
@@ -177,18 +195,40 @@ async def segment(
     return Response(body, media_type=FORMATS[format], headers=headers)
 
 
-async def _decode(state: ModelState, settings: ServeSettings, pool, data: bytes, photo: bool):
-    """Decode in the I/O pool, telling the worker that a batch-mate is on its way meanwhile."""
-    loop = asyncio.get_running_loop()
-    state.worker.incoming(+1)
+async def _in_pool(pool, fn, *args):
+    """Run `fn` in the I/O pool; an image it cannot read is the client's error, not ours."""
     try:
-        return await loop.run_in_executor(
-            pool, decode_upload, data, state.segmenter.spec, settings.max_pixels, photo
-        )
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
     except ImageTooLargeError as exc:
         raise ServiceError(413, "too_many_pixels", str(exc)) from None
     except ImageDecodeError as exc:
         raise ServiceError(422, "bad_image", str(exc)) from None
+
+
+@asynccontextmanager
+async def _holding(budget: MemoryBudget, nbytes: int, settings: ServeSettings):
+    """Hold `nbytes` of the memory budget: 413 if it can never fit, 503 if it does not in time."""
+    try:
+        async with budget.hold(nbytes, settings.request_timeout_s):
+            yield
+    except OverBudgetError as exc:
+        raise ServiceError(413, "too_large_to_process", str(exc)) from None
+    except BudgetTimeoutError:
+        raise ServiceError(
+            503,
+            "busy",
+            "the service's memory budget is in use; retry shortly",
+            {"Retry-After": "1"},
+        ) from None
+
+
+async def _decode(state: ModelState, settings: ServeSettings, pool, data: bytes, photo: bool):
+    """Decode in the I/O pool, telling the worker that a batch-mate is on its way meanwhile."""
+    state.worker.incoming(+1)
+    try:
+        return await _in_pool(
+            pool, decode_upload, data, state.segmenter.spec, settings.max_pixels, photo
+        )
     finally:
         state.worker.incoming(-1)
 
@@ -208,6 +248,8 @@ async def _infer(state: ModelState, settings: ServeSettings, decoded: Decoded) -
         raise ServiceError(
             504, "timeout", f"no result within {settings.request_timeout_s} s"
         ) from None
+    except Exception:  # the worker logged the model's failure, with its traceback, once
+        raise ServiceError(500, "inference_failed", "the model failed on this request") from None
     return job
 
 
@@ -224,16 +266,23 @@ def _observe(metrics: ServiceMetrics, timings: dict[str, float], batch_size: int
 
 async def _read_image_bytes(request: Request) -> bytes:
     content_type = request.headers.get("content-type", "").lower()
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=10)
-        upload = form.get("file") or next(
-            (v for v in form.values() if isinstance(v, UploadFile)), None
-        )
-        if not isinstance(upload, UploadFile):
-            raise ServiceError(422, "no_file", "multipart upload without a file part named 'file'")
-        return await upload.read()
-    if content_type.startswith(RAW_TYPES):
-        return await request.body()
+    try:
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form(max_files=1, max_fields=10)
+            upload = form.get("file") or next(
+                (v for v in form.values() if isinstance(v, UploadFile)), None
+            )
+            if not isinstance(upload, UploadFile):
+                raise ServiceError(
+                    422, "no_file", "multipart upload without a file part named 'file'"
+                )
+            return await upload.read()
+        if content_type.startswith(RAW_TYPES):
+            return await request.body()
+    except ClientDisconnect:
+        # The client went away mid-upload: one line in the log and a count, no traceback.
+        log.info("client closed the connection during its upload")
+        raise ServiceError(499, "client_closed", "the client closed the connection") from None
     raise ServiceError(
         415,
         "unsupported_media_type",

@@ -35,6 +35,22 @@ class ServeSettings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     api_key: str = Field("", description="if set, /v1/* needs X-API-Key or a Bearer token")
+    protect_ops: bool = Field(
+        False, description="with an API key, also require it for /metrics and the API docs"
+    )
+    # Memory and connections: what keeps a hostile or broken client from taking the service.
+    memory_budget_mb: int = Field(
+        1024, ge=64, description="bytes that image decodes and encodes may hold at once"
+    )
+    max_output_pixels: int = Field(
+        16_777_216, ge=1, description="size=input answers are scaled down to fit this"
+    )
+    body_timeout_s: float = Field(20.0, gt=0, description="whole upload, else 408")
+    header_timeout_s: float = Field(10.0, gt=0, description="request headers, else 408")
+    keep_alive_s: int = Field(5, ge=1, description="idle keep-alive connections are closed")
+    max_connections: int = Field(
+        256, ge=1, description="open connections; more are answered 503 and closed at once"
+    )
     output_scale: int = Field(2, ge=1, description="label maps at this × the network size")
     png_compression: int = Field(1, ge=0, le=9)
     workers_io: int = Field(4, ge=1, description="threads that decode and encode images")

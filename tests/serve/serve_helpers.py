@@ -1,12 +1,20 @@
-"""Service test helpers: a tiny varied checkpoint, readiness polling, a slow segmenter."""
+"""Service test helpers: a tiny varied checkpoint, readiness polling, a slow segmenter, and a
+real genadapt-serve process on a free loopback port."""
 
 from __future__ import annotations
 
+import io
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 
+import httpx
 import numpy as np
 import torch
+from PIL import Image
 
 from genadapt.checkpoint import Checkpoint
 from genadapt.labels import CITYSCAPES19
@@ -44,3 +52,49 @@ class SlowSegmenter(TorchSegmenter):
             time.sleep(self.delay)
         self.warmed = True
         return super().run(batch, output_size)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def photo(seed=0) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def start(model_path, **env) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    settings = {f"GENADAPT_{k.upper()}": str(v) for k, v in env.items()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genadapt.serve.cli", str(model_path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **settings},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return url, proc
+        except httpx.TransportError:
+            pass
+        assert time.time() < deadline, "server did not become ready"
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen) -> str:
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out

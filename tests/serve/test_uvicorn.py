@@ -1,56 +1,21 @@
-"""The real thing: genadapt-serve under uvicorn on a free loopback port, and its web page in
-headless Chromium."""
+"""The real thing: genadapt-serve under uvicorn on a free loopback port (its web page in
+headless Chromium is tests/serve/test_page.py)."""
 
 import io
-import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def photo(seed=0) -> bytes:
-    rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)).save(buf, "JPEG")
-    return buf.getvalue()
+from serve_helpers import photo, start
 
 
 @pytest.fixture
 def server(model_path):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "genadapt.serve.cli", str(model_path), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "GENADAPT_MAX_BATCH": "4"},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        assert proc.poll() is None, proc.stdout.read()
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.time() < deadline, "server did not become ready"
-        time.sleep(0.1)
+    url, proc = start(model_path, max_batch=4)
     yield url, proc
     if proc.poll() is None:
         proc.kill()
@@ -73,8 +38,10 @@ def test_uvicorn_serves_and_shuts_down_gracefully(server):
 
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(request, i) for i in range(8)]
-        time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)  # stop accepting, finish in-flight requests, exit
+        # SIGTERM once the server is busy with them: stop accepting, finish in-flight, exit.
+        while not any(f.done() for f in futures):
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
         outcomes = []
         for f in futures:
             try:
@@ -86,34 +53,6 @@ def test_uvicorn_serves_and_shuts_down_gracefully(server):
     log = proc.stdout.read()
     assert "Waiting for application shutdown" in log and "Application shutdown complete" in log
     assert all(o in (200, "refused") for o in outcomes) and 200 in outcomes
-
-
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
-)
-def test_web_page_in_headless_chromium(server, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    url, _ = server
-    image = tmp_path / "street.jpg"
-    image.write_bytes(photo(7))
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        page = browser.new_page()
-        page.goto(url + "/")
-        page.set_input_files("#file", str(image))
-        page.wait_for_function(
-            "document.getElementById('overlay').src.startsWith('data:image/jpeg')", timeout=30000
-        )
-        assert page.locator("#legend li").count() >= 1
-        assert "ms" in page.locator("#latency").inner_text()
-        width = page.evaluate("document.getElementById('overlay').naturalWidth")
-        page.screenshot(path=str(tmp_path / "page.png"))
-        browser.close()
-    assert width == 128
 
 
 def test_client_module_against_the_server(server, tmp_path):
