@@ -84,3 +84,30 @@ def test_console_script_end_to_end(tmp_path, checkpoint_path, batch_size):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "out").rglob("*_labels.png"))) == 3
+
+
+def test_a_second_run_refuses_to_replace_outputs_unless_told(tmp_path, checkpoint_path, capsys):
+    image = tmp_path / "frame.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    out = tmp_path / "out"
+    assert cli([str(checkpoint_path), str(image), "--out", str(out)]) == 0
+    (out / "frame_labels.png").write_bytes(b"kept")
+    assert cli([str(checkpoint_path), str(image), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already exist: pass --overwrite" in err and "frame_labels.png" in err
+    assert (out / "frame_labels.png").read_bytes() == b"kept"
+    assert cli([str(checkpoint_path), str(image), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "frame_labels.png").read_bytes() != b"kept"
+
+
+def test_dangling_and_looping_links_are_failures_not_skipped(tmp_path, checkpoint_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "good.png")
+    (folder / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    (folder / "loop.png").symlink_to(folder / "loop.png")
+    out = tmp_path / "out"
+    assert cli([str(checkpoint_path), str(folder), "--out", str(out)]) == 1
+    summary = json.loads((out / "predict_summary.json").read_text())
+    assert summary["processed"] == 1
+    assert set(summary["failed"]) == {str(folder / "dangling.jpg"), str(folder / "loop.png")}

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from genadapt.datasets import SegmentationDataset, Transform
 from genadapt.evaluate import evaluate
+from genadapt.fileio import remove_stale_temporaries
 from genadapt.imaging import IMAGENET
 from genadapt.labels import get_label_space
 from genadapt.model import ModelConfig, build_model, check_input_size
@@ -179,6 +180,8 @@ def build_adapter(config: TrainConfig, ctx: Context, run: RunFolder, resume: boo
 def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
     """Train; returns the final metrics. Checkpoints land in `run` as the run goes."""
     ctx = setup_context(config)
+    if ctx.is_main:  # a save killed mid-way (kill -9) leaves a temporary file: not for good
+        remove_stale_temporaries(run.path)
     adapter, start = build_adapter(config, ctx, run, resume)
     if resume and ctx.is_main:
         run.truncate_metrics(start)

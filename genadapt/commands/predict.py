@@ -2,7 +2,8 @@
 
 For each image it writes `<name>_labels.png` (uint8 train ids), `<name>_color.png` and
 `<name>_overlay.jpg` at 2× the network size (2048×1024 for 1024×512). A file that cannot be read
-is reported and skipped; the others are still processed and the exit status is 1.
+(a dangling or looping link included) is reported and skipped; the others are still processed
+and the exit status is 1. Existing outputs are never replaced unless --overwrite is given.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from genadapt.runtime import BACKENDS, load_segmenter
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+OUTPUT_SUFFIXES = ("_labels.png", "_color.png", "_overlay.jpg")
+SUMMARY_NAME = "predict_summary.json"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--upsample", choices=UPSAMPLE_MODES, default="bilinear")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    parser.add_argument("--overwrite", action="store_true", help="replace outputs already in --out")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -66,7 +70,9 @@ def collect_jobs(inputs: list[Path]) -> list[Job]:
     for item in inputs:
         if item.is_dir():
             files = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            jobs += [Job(p, p.relative_to(item).with_suffix("")) for p in files if p.is_file()]
+            # A link is kept even when it leads nowhere: reading it reports it as a failure.
+            files = [p for p in files if p.is_symlink() or p.is_file()]
+            jobs += [Job(p, p.relative_to(item).with_suffix("")) for p in files]
         elif item.exists():
             jobs.append(Job(item, Path(item.stem)))
         else:
@@ -89,6 +95,12 @@ def _deduplicate(jobs: list[Job]) -> list[Job]:
     return unique
 
 
+def existing_outputs(out_dir: Path, jobs: list[Job]) -> list[Path]:
+    """What this run would write that is already there."""
+    planned = [out_dir / f"{job.stem}{suffix}" for job in jobs for suffix in OUTPUT_SUFFIXES]
+    return [path for path in [*planned, out_dir / SUMMARY_NAME] if path.exists()]
+
+
 def write_outputs(
     out_dir: Path, stem: Path, rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray
 ) -> None:
@@ -104,6 +116,13 @@ def main(args: argparse.Namespace) -> int:
     jobs = collect_jobs(args.inputs)
     if not jobs:
         raise GenadaptError("no images found in the given inputs")
+    clashes = existing_outputs(args.out, jobs)
+    if clashes and not args.overwrite:
+        more = f" and {len(clashes) - 1} more" if len(clashes) > 1 else ""
+        raise GenadaptError(
+            f"{clashes[0]}{more} already exist: pass --overwrite to replace them, or choose "
+            "another --out"
+        )
     segmenter = load_segmenter(args.model, args.backend, args.device, args.upsample)
     palette = segmenter.spec.label_space.palette_array()
     failures: dict[str, str] = {}
@@ -132,7 +151,7 @@ def main(args: argparse.Namespace) -> int:
             progress.update(1)
     progress.close()
     summary = {"processed": len(jobs) - len(failures), "failed": failures}
-    atomic_write_bytes(args.out / "predict_summary.json", json.dumps(summary, indent=2).encode())
+    atomic_write_bytes(args.out / SUMMARY_NAME, json.dumps(summary, indent=2).encode())
     log.info("wrote %d of %d images to %s", summary["processed"], len(jobs), args.out)
     if failures:
         log.error("%d file(s) failed: %s", len(failures), ", ".join(failures))
