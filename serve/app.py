@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 import genadapt
 from genadapt.runtime import Segmenter, load_segmenter
 from genadapt.serve.budget import MemoryBudget
+from genadapt.serve.docs import install_docs
 from genadapt.serve.errors import install_error_handlers
 from genadapt.serve.metrics import ServiceMetrics
 from genadapt.serve.middleware import OpsAuth, RequestMetrics, UploadGuard
@@ -58,6 +59,8 @@ def create_app(settings: ServeSettings, load: Callable[[], Segmenter] | None = N
         description="Semantic segmentation with the adapted F+C network (Sankaranarayanan et "
         "al., CVPR 2018): upload a street image, get a label map at 2× the network size.",
         lifespan=lifespan,
+        docs_url=None,  # replaced by install_docs: FastAPI's own load from a CDN
+        redoc_url=None,
     )
     app.state.settings, app.state.model, app.state.metrics = settings, state, metrics
     app.state.io_pool = io_pool
@@ -71,5 +74,6 @@ def create_app(settings: ServeSettings, load: Callable[[], Segmenter] | None = N
         app.add_middleware(OpsAuth, api_key=settings.api_key)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(router)
+    install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
