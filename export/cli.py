@@ -11,6 +11,7 @@ from pathlib import Path
 from genadapt.cli import run_cli, setup_logging
 from genadapt.datasets import DATASET_KINDS
 from genadapt.export.exporter import ExportOptions, run_export
+from genadapt.export.quantize import CALIBRATION_METHODS, Calibration
 from genadapt.export.tensorrt_build import PRECISIONS
 from genadapt.imaging import UPSAMPLE_MODES
 from genadapt.onnx_graph import FLAVOURS
@@ -44,6 +45,21 @@ def get_args_parser() -> argparse.ArgumentParser:
         help=f"also gate on the mIoU delta over a dataset: {', '.join(DATASET_KINDS)}",
     )
     p.add_argument("--eval-limit", type=int, default=defaults.eval_limit)
+    calibration = defaults.calibration
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write model.labels.int8.onnx for CPUs (gated: ≥98%% labels agree)",
+    )
+    p.add_argument(
+        "--calibration",
+        nargs=2,
+        metavar=("KIND", "ROOT"),
+        default=None,
+        help="calibration images (default: the built-in target-look scenes)",
+    )
+    p.add_argument("--calibration-images", type=int, default=calibration.count)
+    p.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default=calibration.method)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -61,6 +77,13 @@ def main(args: argparse.Namespace) -> int:
         eval_kind=args.eval[0] if args.eval else None,
         eval_root=args.eval[1] if args.eval else None,
         eval_limit=args.eval_limit,
+        int8=args.int8,
+        calibration=Calibration(
+            method=args.calibration_method,
+            count=args.calibration_images,
+            dataset_kind=args.calibration[0] if args.calibration else None,
+            dataset_root=args.calibration[1] if args.calibration else None,
+        ),
     )
     sidecar = run_export(args.checkpoint, args.out, options)
     for name, artifact in sidecar.artifacts.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +18,17 @@ import numpy as np
 import genadapt
 from genadapt.checkpoint import Checkpoint, load_checkpoint
 from genadapt.datasets import SegmentationDataset
-from genadapt.export.onnx_export import ExportError, model_bytes, write_onnx
+from genadapt.export.onnx_export import ExportError, model_elements, write_onnx
 from genadapt.export.parity import ParityError, check_parity
-from genadapt.onnx_graph import DEFAULT_OPSET, FLAVOURS, export_graph
+from genadapt.export.quantize import Calibration, quantize_labels_graph
+from genadapt.onnx_graph import DEFAULT_OPSET, FLAVOURS, OnnxGraph, export_graph
 from genadapt.runtime import TorchSegmenter
 from genadapt.runtime.onnx_backend import OnnxSegmenter
 from genadapt.sidecar import SIDECAR_NAME, Sidecar, file_sha256
 from genadapt.spec import ModelSpec
 
 log = logging.getLogger(__name__)
+INT8_FILE = "model.labels.int8.onnx"
 
 
 @dataclass
@@ -42,6 +44,8 @@ class ExportOptions:
     eval_kind: str | None = None
     eval_root: str | None = None
     eval_limit: int | None = 50
+    int8: bool = False  # also model.labels.int8.onnx, for CPUs, behind its own gate
+    calibration: Calibration = field(default_factory=Calibration)
 
 
 def run_export(checkpoint_path: Path, out: Path, options: ExportOptions) -> Sidecar:
@@ -55,18 +59,21 @@ def run_export(checkpoint_path: Path, out: Path, options: ExportOptions) -> Side
     spec = checkpoint.spec.replace(upsample=options.upsample)
     reference = TorchSegmenter(model, spec)
     sidecar = _new_sidecar(checkpoint, checkpoint_path, spec)
-    weight_bytes = model_bytes(checkpoint)
+    weight_elements = model_elements(checkpoint)
     gate = GateInputs(reference, options.parity_images, eval_set, options.eval_limit)
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     try:
+        graphs = {}
         for flavour in options.flavours:
-            graph = export_graph(model, flavour, spec, options.opset)
-            artifact = write_onnx(graph, staging / f"model.{flavour}.onnx", weight_bytes)
+            graph = graphs[flavour] = export_graph(model, flavour, spec, options.opset)
+            artifact = write_onnx(graph, staging / f"model.{flavour}.onnx", weight_elements)
             segmenter = OnnxSegmenter.from_graph(graph, spec)
             logits_fn = segmenter.logits if flavour == "logits" else None
             artifact.parity = gate.check(artifact.file, segmenter, "fp32", logits_fn)
             sidecar.artifacts[artifact.file] = artifact
+        if options.int8:
+            _int8(staging, sidecar, graphs, options, gate, weight_elements)
         if options.tensorrt:
             _tensorrt(staging, sidecar, options, gate)
         if options.triton:
@@ -114,14 +121,31 @@ def _gate(name: str, result) -> dict:
     return summary
 
 
+def _int8(staging: Path, sidecar: Sidecar, graphs: dict, options, gate, weight_elements: int):
+    """model.labels.int8.onnx: the labels graph quantized, gated like every artifact."""
+    if "labels" not in graphs:
+        raise ExportError("INT8 is made from the labels flavour: add --flavour labels")
+    fp32 = graphs["labels"]
+    spec = sidecar.spec.replace(precision="int8")
+    data, how = quantize_labels_graph(fp32.data, spec, fp32.io.input_name, options.calibration)
+    graph = OnnxGraph(data, "labels", fp32.io, fp32.opset)
+    artifact = write_onnx(graph, staging / INT8_FILE, weight_elements, precision="int8")
+    artifact.quantization = how
+    artifact.parity = gate.check(artifact.file, OnnxSegmenter.from_graph(graph, spec), "int8")
+    sidecar.artifacts[artifact.file] = artifact
+
+
 def _tensorrt(staging: Path, sidecar: Sidecar, options: ExportOptions, gate: GateInputs):
     from genadapt.export.tensorrt_build import build_engine
     from genadapt.runtime.tensorrt_backend import TensorRTSegmenter
 
-    name = "model.labels.onnx"
+    # An INT8 engine is built from the QDQ graph (TensorRT's explicit INT8), any other from fp32.
+    name = INT8_FILE if options.precision == "int8" else "model.labels.onnx"
     if name not in sidecar.artifacts:
         raise ExportError(
-            "a TensorRT engine is built from the labels flavour: add --flavour labels"
+            "an INT8 engine is built from model.labels.int8.onnx: add --int8"
+            if options.precision == "int8"
+            else "a TensorRT engine is built from the labels flavour: add --flavour labels"
         )
     engine = staging / "model.engine"
     cache = staging.parent / "timing.cache"  # kept between exports: rebuilds take seconds

@@ -15,7 +15,7 @@ from genadapt.runtime.tensorrt_backend import import_tensorrt
 from genadapt.sidecar import Artifact, file_sha256
 
 log = logging.getLogger(__name__)
-PRECISIONS = ("fp32", "tf32", "fp16")
+PRECISIONS = ("fp32", "tf32", "fp16", "int8")
 
 
 def build_engine(
@@ -47,6 +47,11 @@ def build_engine(
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "int8":
+        # Explicit quantization: the QDQ nodes of model.labels.int8.onnx say what runs in INT8;
+        # the layers kept in float there may run in fp16.
+        config.set_flag(trt.BuilderFlag.INT8)
         config.set_flag(trt.BuilderFlag.FP16)
     elif precision == "fp32":
         config.clear_flag(trt.BuilderFlag.TF32)  # TF32 is on by default: strict fp32 asks off

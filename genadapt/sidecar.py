@@ -48,6 +48,7 @@ class Artifact:
     gpu: str | None = None
     max_batch: int | None = None
     parity: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)  # INT8: how it was calibrated
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class ModelState:
         try:
             segmenter = self.load()
             segmenter.set_output_scale(self.settings.output_scale)
-            self.model_sha256 = file_sha256(self.settings.model) if self.settings.model else None
+            self.model_sha256 = _sha256_of_what_runs(self.settings.model, segmenter)
             width, height = segmenter.spec.input_size
             for batch in segmenter.warmup_batch_sizes(self.settings.max_batch):
                 image = np.zeros((batch, height, width, 3), np.uint8)
@@ -60,3 +61,13 @@ class ModelState:
     def stop(self) -> None:
         if self.worker is not None:
             self.worker.stop()
+
+
+def _sha256_of_what_runs(model: str, segmenter: Segmenter) -> str | None:
+    """The hash of the file that runs: in an export folder, the artifact chosen there."""
+    if not model:
+        return None
+    path = Path(model)
+    if path.is_dir() and segmenter.file:
+        path = path / segmenter.file
+    return file_sha256(path)

@@ -17,6 +17,16 @@ TINY = ModelConfig(num_classes=19, width=0.0625, padding="pad1")
 TINY_INPUT = (64, 32)  # (W, H) the tiny checkpoints run at
 
 
+def trained_like_checkpoint(size=(64, 32), padding="pad1", seed=0) -> Checkpoint:
+    """Random, non-zero score layers: logits vary per pixel, so parity is a real comparison."""
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig(num_classes=19, width=0.0625, padding=padding))
+    with torch.no_grad():
+        for score in (model.score_fr, model.score_pool4, model.score_pool3):
+            score.weight.normal_(0, 0.5)
+    return Checkpoint.from_model(model, CITYSCAPES19, size)
+
+
 def make_checkpoint(winning_class: int | None = None, seed: int = 0) -> Checkpoint:
     """A tiny F+C; with `winning_class`, its score bias makes that class win at every pixel."""
     torch.manual_seed(seed)

@@ -19,6 +19,7 @@ class Segmenter(ABC):
 
     backend: str = "?"
     device: str = "cpu"
+    file: str | None = None  # the artifact run, for a backend that runs an exported file
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -54,4 +55,5 @@ class Segmenter(ABC):
             "input_size": list(self.spec.input_size),
             "output_size": list(self.spec.output_size),
             "upsample": self.spec.upsample,
+            **({"file": self.file} if self.file else {}),
         }

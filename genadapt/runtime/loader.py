@@ -1,5 +1,6 @@
-"""`load_segmenter(path, backend)`: a checkpoint (.pt), an ONNX file (.onnx) or an engine
-(.engine / .plan), each run by what can run it; `auto` picks the fastest available."""
+"""`load_segmenter(path, backend)`: a checkpoint (.pt), an ONNX file (.onnx), an engine
+(.engine / .plan) or an export folder, each run by what can run it; `auto` picks the fastest
+available, and in an export folder the fastest artifact that suits this machine."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from genadapt.errors import GenadaptError
 from genadapt.imaging import Upsample
 from genadapt.runtime.base import Segmenter
 from genadapt.runtime.ort_providers import ort_available, ort_has_cuda
+from genadapt.sidecar import SIDECAR_NAME, Artifact, check_engine_compatible, load_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,15 @@ def load_segmenter(
     path = Path(path)
     if backend not in BACKENDS:
         raise GenadaptError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if not path.is_file():
-        raise GenadaptError(f"model not found: {path}")
     if device not in DEVICES:
         raise GenadaptError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise GenadaptError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
     cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if path.is_dir():
+        path = choose_in_export(path, backend, cuda)
+    if not path.is_file():
+        raise GenadaptError(f"model not found: {path}")
     if path.suffix in ENGINE_SUFFIXES:
         if backend not in ("auto", "tensorrt"):
             raise GenadaptError(f"{path.name} is a TensorRT engine: use --backend tensorrt")
@@ -77,6 +81,48 @@ def load_segmenter(
     from genadapt.runtime.onnx_backend import OnnxSegmenter
 
     return OnnxSegmenter.from_checkpoint(checkpoint, _ort_device(device, cuda), upsample)
+
+
+def choose_in_export(folder: Path, backend: str, cuda: bool) -> Path:
+    """The artifact of an export folder to run here, said in the log: on a GPU a TensorRT
+    engine built for it, on a CPU the INT8 graph if it passed its gate; else the fp32 labels
+    graph (or the logits one)."""
+    sidecar = load_sidecar(folder / SIDECAR_NAME)
+    artifacts = sidecar.artifacts
+    reasons = []
+    engine = artifacts.get("model.engine")
+    if cuda and engine is not None and backend in ("auto", "tensorrt"):
+        problem = _engine_problem(engine)
+        if problem is None:
+            return _chosen(folder / engine.file, "a TensorRT engine built for this GPU")
+        reasons.append(f"model.engine skipped: {problem}")
+    int8 = artifacts.get("model.labels.int8.onnx")
+    if not cuda and int8 is not None and backend in ("auto", "onnxruntime"):
+        if int8.parity.get("passed"):
+            agreement = 100 * int8.parity["label_agreement"]
+            return _chosen(folder / int8.file, f"INT8 on a CPU; its gate: {agreement:.2f}% agree")
+        reasons.append("model.labels.int8.onnx skipped: it did not pass its gate")
+    for name in ("model.labels.onnx", "model.logits.onnx"):
+        if name in artifacts:
+            return _chosen(folder / name, "; ".join(reasons) or "fp32 ONNX")
+    raise GenadaptError(f"{folder} holds no ONNX file to run ({sorted(artifacts)})")
+
+
+def _engine_problem(engine: Artifact) -> str | None:
+    try:
+        import tensorrt
+    except ImportError:
+        return "TensorRT is not installed"
+    try:
+        check_engine_compatible(engine, tensorrt.__version__, torch.cuda.get_device_name())
+    except GenadaptError as exc:
+        return str(exc)
+    return None
+
+
+def _chosen(path: Path, why: str) -> Path:
+    log.info("running %s (%s)", path, why)
+    return path
 
 
 def _ort_device(device: str, cuda: bool) -> str:

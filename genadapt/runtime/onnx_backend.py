@@ -94,7 +94,9 @@ class OnnxSegmenter(Segmenter):
             )
             spec = spec.replace(precision="fp16" if fp16 else spec.precision)
         providers = choose_providers(device, ort.get_available_providers(), tensorrt=trt_options)
-        return cls(path, spec, artifact.flavour, device, providers)
+        segmenter = cls(path, spec, artifact.flavour, device, providers)
+        segmenter.file = path.name
+        return segmenter
 
     @classmethod
     def from_graph(cls, graph: OnnxGraph, spec: ModelSpec, device: str = "cpu") -> OnnxSegmenter:

@@ -7,30 +7,19 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from genadapt.checkpoint import Checkpoint, save_checkpoint
+from genadapt.checkpoint import save_checkpoint
 from genadapt.errors import GenadaptError
 from genadapt.export.cli import cli
 from genadapt.export.exporter import ExportOptions, run_export
-from genadapt.export.onnx_export import ExportError, check_only_test_time_weights, model_bytes
+from genadapt.export.onnx_export import ExportError, check_only_test_time_weights, model_elements
 from genadapt.export.parity import ParityError, check_parity
 from genadapt.labels import CITYSCAPES19
-from genadapt.model import ModelConfig, build_model
 from genadapt.onnx_graph import export_graph
 from genadapt.runtime import TorchSegmenter, load_segmenter
 from genadapt.runtime.onnx_backend import OnnxSegmenter
 from genadapt.sidecar import SidecarError, check_engine_compatible, file_sha256, load_sidecar
 
-from helpers import make_checkpoint
-
-
-def trained_like_checkpoint(size=(64, 32), padding="pad1", seed=0) -> Checkpoint:
-    """Random, non-zero score layers: logits vary per pixel, so parity is a real comparison."""
-    torch.manual_seed(seed)
-    model = build_model(ModelConfig(num_classes=19, width=0.0625, padding=padding))
-    with torch.no_grad():
-        for score in (model.score_fr, model.score_pool4, model.score_pool3):
-            score.weight.normal_(0, 0.5)
-    return Checkpoint.from_model(model, CITYSCAPES19, size)
+from helpers import make_checkpoint, trained_like_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +85,18 @@ def test_no_generator_or_discriminator_in_the_files(exported):
     out, checkpoint_path = exported
     from genadapt.checkpoint import load_checkpoint
 
-    expected = model_bytes(load_checkpoint(checkpoint_path))
+    expected = model_elements(load_checkpoint(checkpoint_path))
     for name in ("model.logits.onnx", "model.labels.onnx"):
         proto = onnx.load(str(out / name))
         check_only_test_time_weights(proto, expected)  # passes: F+C only
-        weights = sum(numpy_helper.to_array(i).nbytes for i in proto.graph.initializer
+        weights = sum(numpy_helper.to_array(i).size for i in proto.graph.initializer
                       if i.data_type == onnx.TensorProto.FLOAT)  # fmt: skip
         assert abs(weights - expected) <= 0.01 * expected + 4096
+        mystery = numpy_helper.from_array(np.zeros(expected // 2, np.float32), "mystery")
+        proto.graph.initializer.append(mystery)  # a generator's weights under a harmless name
+        with pytest.raises(ExportError, match="weight values but F"):
+            check_only_test_time_weights(proto, expected)
+        proto.graph.initializer.pop()
         extra = numpy_helper.from_array(np.zeros(50_000, np.float32), "G.stage1.0.weight")
         proto.graph.initializer.append(extra)
         with pytest.raises(ExportError, match="training-only"):
