@@ -35,7 +35,7 @@ from genadapt.benchmarks.report import (
 )
 from genadapt.benchmarks.server import serving
 from genadapt.benchmarks.table3 import BenchConfig, run_table3
-from genadapt.benchmarks.timing import device_name
+from genadapt.benchmarks.timing import device_name, watching_the_machine
 from genadapt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from genadapt.cli import run_cli, setup_logging
 from genadapt.errors import GenadaptError
@@ -75,7 +75,10 @@ def bench_table3(cfg: BenchConfig, reports: Reports) -> dict:
 
 
 def bench_pipeline(checkpoint: Checkpoint, device: str, reps: int, reports: Reports) -> dict:
-    results = run_pipeline(checkpoint, ["torch", "onnxruntime"], reps, device)
+    backends = ["torch", "onnxruntime"] + (
+        [] if device.startswith("cuda") else ["onnxruntime-int8"]
+    )
+    results = run_pipeline(checkpoint, backends, reps, device)
     return reports.write("pipeline", results, pipeline_markdown(results))
 
 
@@ -89,14 +92,16 @@ def bench_http(
 ) -> dict:
     """Against `url`, or against a loopback service started on `model` for the measurement."""
     body = sample_jpeg()
-    if url is not None:
-        results = run_http(url, body, concurrency, requests)
+    if url is not None:  # a server elsewhere: its CPU, if on this machine, counts as others'
+        with watching_the_machine() as machine:
+            results = run_http(url, body, concurrency, requests)
     else:
         with tempfile.TemporaryDirectory(prefix="genadapt-bench-") as tmp:
             if isinstance(model, Checkpoint):
                 model = save_checkpoint(model, Path(tmp) / "model.pt")
-            with serving(model, device) as started:
-                results = run_http(started, body, concurrency, requests)
+            with serving(model, device) as server, watching_the_machine([server.pid]) as machine:
+                results = run_http(server.url, body, concurrency, requests)
+    results["machine"] = machine
     return reports.write("http", results, http_markdown(results))
 
 
@@ -263,7 +268,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     e.add_argument("--width", type=float, default=1.0)
     e.add_argument("--images", type=int, default=8)
     e.add_argument("--workers", type=int, default=2, help="data loading processes")
-    e.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime")
+    e.add_argument(
+        "--backend", choices=("onnxruntime", "onnxruntime-int8", "torch"), default="onnxruntime"
+    )
     s = sub.add_parser("suite", help="all of them, sized for this machine (GPU: paper sizes)")
     g = sub.add_parser("gpu-check", help="every GPU path once: PASS/FAIL lines, log, archive")
     g.add_argument("--out", type=Path, required=True)

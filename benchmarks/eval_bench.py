@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from genadapt.benchmarks.timing import environment
+from genadapt.benchmarks.timing import environment, watching_the_machine
 from genadapt.checkpoint import Checkpoint
 from genadapt.datasets import SegmentationDataset
 from genadapt.evaluate import evaluate
@@ -35,10 +35,15 @@ def run_eval(
         )
         if backend == "torch":
             segmenter = TorchSegmenter.from_checkpoint(checkpoint, device)
+        elif backend == "onnxruntime-int8":
+            from genadapt.benchmarks.int8 import int8_segmenter
+
+            segmenter = int8_segmenter(checkpoint)
         else:
             segmenter = OnnxSegmenter.from_checkpoint(checkpoint, device)
         started = time.perf_counter()
-        result = evaluate(segmenter, dataset, num_workers=workers, progress=False)
+        with watching_the_machine() as machine:  # loader workers are children: ours
+            result = evaluate(segmenter, dataset, num_workers=workers, progress=False)
         wall = time.perf_counter() - started
     return {
         "environment": environment(device),
@@ -50,4 +55,5 @@ def run_eval(
         "wall_s": round(wall, 3),
         "images_per_s": round(result.images / wall, 3),
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+        "machine": machine,
     }

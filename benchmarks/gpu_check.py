@@ -186,8 +186,8 @@ def check_pipeline(plan: CheckPlan, ckpt: Checkpoint, out: Path) -> dict:
 def check_service(plan: CheckPlan, ckpt: Checkpoint, out: Path) -> dict:
     model = save_checkpoint(ckpt, out / "service-model.pt")
     try:
-        with serving(model, plan.device, max_batch=max(plan.concurrency)) as url:
-            results = run_http(url, sample_jpeg(), plan.concurrency, plan.http_requests)
+        with serving(model, plan.device, max_batch=max(plan.concurrency)) as server:
+            results = run_http(server.url, sample_jpeg(), plan.concurrency, plan.http_requests)
     finally:
         model.unlink(missing_ok=True)
     _save(out, "http", results)

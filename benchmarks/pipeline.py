@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genadapt.benchmarks.timing import environment, summarize, sync
+from genadapt.benchmarks.timing import environment, summarize, sync, watching_the_machine
 from genadapt.checkpoint import Checkpoint
+from genadapt.errors import GenadaptError
 from genadapt.imaging import decode_image, encode_png, logits_to_labels, resize_rgb
 from genadapt.runtime.onnx_backend import OnnxSegmenter
 from genadapt.runtime.torch_backend import TorchSegmenter
@@ -62,40 +63,56 @@ def run_pipeline(checkpoint: Checkpoint, backends: list[str], reps: int, device:
         "network_size": list(checkpoint.spec.input_size),
         "backends": {},
         "segmenters": {},  # what each backend actually ran on (device, providers)
+        "machine": {},  # what else the machine did during each backend's measurement
     }
     for backend in backends:
-        if backend == "torch":
-            seg = TorchSegmenter.from_checkpoint(checkpoint, device, cuda_graphs=False)
-        else:
-            try:
-                ort_device = "cuda" if device.startswith("cuda") else "cpu"
-                seg = OnnxSegmenter.from_checkpoint(checkpoint, ort_device)
-            except Exception as exc:  # reported as skipped with the reason, never as zero
-                results["backends"][backend] = {"skipped": str(exc)}
-                continue
+        try:
+            seg = _segmenter(checkpoint, backend, device)
+        except Exception as exc:  # reported as skipped with the reason, never as zero
+            results["backends"][backend] = {"skipped": str(exc)}
+            continue
         results["segmenters"][backend] = seg.describe()
         stages: dict[str, list[float]] = {}
-        for rep in range(reps + 2):  # two warm-up passes
-            times = {}
-            t = time.perf_counter()
-            rgb = decode_image(data, draft_size=seg.spec.output_size)
-            times["decode"] = time.perf_counter() - t
-            t = time.perf_counter()
-            batch = resize_rgb(rgb, seg.spec.input_size)[None]
-            times["pre-process"] = time.perf_counter() - t
-            if backend == "torch":
-                times |= _torch_stages(seg, batch)
-                labels = seg.run(batch, seg.spec.output_size)[0]
-            else:
-                t = time.perf_counter()
-                labels = seg.run(batch, seg.spec.output_size)[0]
-                times["network+post-process+copy"] = time.perf_counter() - t
-            t = time.perf_counter()
-            encode_png(labels)
-            times["png encode"] = time.perf_counter() - t
-            times["total"] = sum(times.values())
-            if rep >= 2:
-                for k, v in times.items():
-                    stages.setdefault(k, []).append(v)
+        with watching_the_machine() as results["machine"][backend]:
+            _measure(data, seg, backend, reps, stages)
         results["backends"][backend] = {k: summarize(v) for k, v in stages.items()}
     return results
+
+
+def _segmenter(checkpoint: Checkpoint, backend: str, device: str):
+    if backend == "torch":
+        return TorchSegmenter.from_checkpoint(checkpoint, device, cuda_graphs=False)
+    if backend == "onnxruntime-int8":
+        if device.startswith("cuda"):
+            raise GenadaptError("INT8 ONNX is for CPUs (a GPU takes a TensorRT INT8 engine)")
+        from genadapt.benchmarks.int8 import int8_segmenter
+
+        return int8_segmenter(checkpoint)
+    ort_device = "cuda" if device.startswith("cuda") else "cpu"
+    return OnnxSegmenter.from_checkpoint(checkpoint, ort_device)
+
+
+def _measure(data: bytes, seg, backend: str, reps: int, stages: dict[str, list[float]]) -> None:
+    """Time each stage of one image, host to host, `reps` times after two warm-up passes."""
+    for rep in range(reps + 2):  # two warm-up passes
+        times = {}
+        t = time.perf_counter()
+        rgb = decode_image(data, draft_size=seg.spec.output_size)
+        times["decode"] = time.perf_counter() - t
+        t = time.perf_counter()
+        batch = resize_rgb(rgb, seg.spec.input_size)[None]
+        times["pre-process"] = time.perf_counter() - t
+        if backend == "torch":
+            times |= _torch_stages(seg, batch)
+            labels = seg.run(batch, seg.spec.output_size)[0]
+        else:
+            t = time.perf_counter()
+            labels = seg.run(batch, seg.spec.output_size)[0]
+            times["network+post-process+copy"] = time.perf_counter() - t
+        t = time.perf_counter()
+        encode_png(labels)
+        times["png encode"] = time.perf_counter() - t
+        times["total"] = sum(times.values())
+        if rep >= 2:
+            for k, v in times.items():
+                stages.setdefault(k, []).append(v)

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from genadapt.errors import GenadaptError
@@ -21,11 +22,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int  # its CPU time is the benchmark's own, not another process's
+
+
 @contextmanager
 def serving(
     model: str | Path, device: str, max_batch: int | None = None, timeout_s: float = 300
-) -> Iterator[str]:
-    """Start the service on `model`, wait until /readyz says so, yield its URL, then stop it
+) -> Iterator[Server]:
+    """Start the service on `model`, wait until /readyz says so, yield it, then stop it
     (SIGTERM, the graceful path) whatever happened inside the block."""
     port = free_port()
     env = dict(os.environ)
@@ -47,7 +54,7 @@ def serving(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, server, timeout_s)
-        yield url
+        yield Server(url, server.pid)
     finally:
         server.terminate()
         try:

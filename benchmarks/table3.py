@@ -16,12 +16,20 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from genadapt.benchmarks.timing import environment, peak_memory_mb, summarize, sync, time_calls
+from genadapt.benchmarks.timing import (
+    environment,
+    peak_memory_mb,
+    summarize,
+    sync,
+    time_calls,
+    watching_the_machine,
+)
 from genadapt.checkpoint import Checkpoint
 from genadapt.errors import GenadaptError
 from genadapt.labels import CITYSCAPES19
 from genadapt.model import ModelConfig, build_model
 from genadapt.onnx_graph import export_graph
+from genadapt.runtime.onnx_backend import OnnxSegmenter
 from genadapt.trainer.adapter import Adapter, Batch
 from genadapt.trainer.config import resolve_config
 
@@ -88,9 +96,11 @@ def train_iteration(cfg: BenchConfig, size: tuple[int, int], variant: str) -> di
     if cuda:
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats()
-    samples = time_calls(step, device, cfg.warmup, cfg.train_reps, cfg.budget_s)
+    with watching_the_machine() as machine:
+        samples = time_calls(step, device, cfg.warmup, cfg.train_reps, cfg.budget_s)
     return {
         **summarize(samples),
+        "machine": machine,
         "peak_memory_mb": peak_memory_mb(device),
         "precision": "bf16 autocast" if cuda else "fp32",
     }
@@ -109,6 +119,9 @@ def eval_backends(cfg: BenchConfig, size: tuple[int, int]) -> list[tuple[str, st
     # A CUDA run measures the GPU: a CPU row under the GPU's name would mislead.
     on_cpu = "a CPU row, skipped on a CUDA run" if cuda else _onnxruntime(checkpoint, "cpu")
     entries.append(("onnxruntime", "fp32", on_cpu))
+    if not cuda:  # the labels graph (upsampling and argmax inside), fp32 and INT8 for CPUs
+        for precision in ("fp32", "int8"):
+            entries.append(("onnxruntime labels", precision, _labels_graph(checkpoint, precision)))
     for precision in ("fp32", "tf32"):  # the CUDA provider runs TF32 unless told not to
         factory = _onnxruntime(checkpoint, "cuda", tf32=precision == "tf32") if cuda else no_gpu
         entries.append(("onnxruntime-cuda", precision, factory))
@@ -197,6 +210,24 @@ def _onnxruntime(checkpoint: Checkpoint, device: str, tf32: bool = False):
     return factory
 
 
+def _labels_graph(checkpoint: Checkpoint, precision: str):
+    """uint8 images in, uint8 labels at 2× out, on the CPU: what `genadapt-serve` runs there."""
+
+    def factory(batch: int):
+        if precision == "int8":
+            from genadapt.benchmarks.int8 import int8_segmenter
+
+            segmenter = int8_segmenter(checkpoint)
+        else:
+            segmenter = OnnxSegmenter.from_checkpoint(checkpoint)
+        w, h = checkpoint.spec.input_size
+        images = np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
+        out = segmenter.spec.output_size
+        return (lambda: segmenter.run(images, out)), torch.device("cpu"), {}
+
+    return factory
+
+
 def _device_used_bytes() -> int:
     """Memory in use on the GPU by every allocator of this process (and any other)."""
     free, total = torch.cuda.mem_get_info()
@@ -232,7 +263,8 @@ def run_table3(cfg: BenchConfig) -> dict:
                 memory = info.pop("memory", lambda d=device: peak_memory_mb(d))
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
-                samples = time_calls(fn, device, cfg.warmup, cfg.reps, cfg.budget_s)
+                with watching_the_machine() as machine:
+                    samples = time_calls(fn, device, cfg.warmup, cfg.reps, cfg.budget_s)
                 stats = summarize(samples, items_per_call=batch)
                 tflops = flops * batch / (stats["p50_ms"] / 1000) / 1000
                 sync(device)
@@ -244,6 +276,7 @@ def run_table3(cfg: BenchConfig) -> dict:
                         "ms_per_image": round(stats["p50_ms"] / batch, 3),
                         "tflops": round(tflops, 3),
                         "peak_memory_mb": memory(),
+                        "machine": machine,
                     }
                 )
         results["sizes"].append(entry)

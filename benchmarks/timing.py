@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -74,6 +76,8 @@ def environment(device: torch.device | str) -> dict:
     }
     if torch.device(device).type == "cuda":
         info |= {"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
+    else:  # what the CPU's kernels can use: INT8 gains most with VNNI, fp32 with AVX-512
+        info["cpu_features"] = cpu_features()
     try:
         import onnxruntime
 
@@ -81,6 +85,19 @@ def environment(device: torch.device | str) -> dict:
     except ImportError:
         pass
     return info
+
+
+def cpu_features() -> list[str]:
+    """The vector extensions of this CPU that decide its speed here (from /proc/cpuinfo)."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(
+                (line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []
+            )
+    except OSError:
+        return []
+    return [flag for flag in wanted if flag in flags]
 
 
 def device_name(device: torch.device | str) -> str:
@@ -96,3 +113,55 @@ def device_name(device: torch.device | str) -> str:
     except OSError:
         pass
     return f"{name} ({torch.get_num_threads()} threads)"
+
+
+# Other processes may use this share of all CPUs during a measurement before it is marked
+# contended: on 2 shared cores, a neighbour's job doubles a latency (DESIGN.md).
+CONTENDED_SHARE = 0.10
+
+
+def _busy_cpu_seconds() -> float | None:
+    """CPU time spent by every process on the machine since boot (from /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu_seconds(pids: list[int]) -> float:
+    """CPU time of this process, its finished children and the live processes `pids`."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+@contextmanager
+def watching_the_machine(pids: list[int] | None = None) -> Iterator[dict]:
+    """Measure what else the machine did meanwhile: the load average before and after, and the
+    share of all CPUs that other processes (not this one, nor `pids`) used. The dict is filled
+    when the block ends; `contended` says whether the numbers measured in it can be trusted."""
+    pids = list(pids or [])
+    report: dict = {"loadavg_before": round(os.getloadavg()[0], 2)}
+    busy, ours, started = _busy_cpu_seconds(), _process_cpu_seconds(pids), time.perf_counter()
+    try:
+        yield report
+    finally:
+        wall = time.perf_counter() - started
+        busy_after = _busy_cpu_seconds()
+        report["loadavg_after"] = round(os.getloadavg()[0], 2)
+        if busy is not None and busy_after is not None and wall > 0:
+            others = (busy_after - busy) - (_process_cpu_seconds(pids) - ours)
+            share = max(0.0, others / (wall * (os.cpu_count() or 1)))
+            report["others_cpu_share"] = round(share, 3)
+            report["contended"] = share > CONTENDED_SHARE

@@ -34,6 +34,8 @@ def test_table3_quick_writes_every_row(tmp_path):
     expected = {(b, p) for b in ("torch",) for p in ("fp32", "tf32", "fp16", "fp16+cudagraph")}
     expected |= {("onnxruntime", "fp32"), ("tensorrt", "fp16")}
     expected |= {("onnxruntime-cuda", "fp32"), ("onnxruntime-cuda", "tf32")}
+    if not torch.cuda.is_available():  # the labels graph, fp32 and INT8, for CPUs
+        expected |= {("onnxruntime labels", "fp32"), ("onnxruntime labels", "int8")}
     assert {(b, p) for b, p, _ in rows} == expected
     for row in rows.values():
         if "skipped" in row:  # reported with its reason, never as zero or missing
@@ -43,6 +45,9 @@ def test_table3_quick_writes_every_row(tmp_path):
     measured = {(b, p) for (b, p, _), r in rows.items() if "skipped" not in r}
     assert ("torch", "fp32") in measured and ("onnxruntime", "fp32") in measured
     assert rows[("onnxruntime", "fp32", 1)]["providers"] == ["CPUExecutionProvider"]
+    for row in rows.values():  # every measurement says what else the machine was doing
+        if "skipped" not in row:
+            assert {"loadavg_before", "others_cpu_share", "contended"} <= set(row["machine"])
     if not torch.cuda.is_available():
         assert "no CUDA GPU" in rows[("torch", "fp16", 1)]["skipped"]
     markdown = (tmp_path / "table3.md").read_text()
@@ -57,6 +62,9 @@ def test_pipeline_and_http_quick(tmp_path):
         pipeline["backends"]["torch"]
     )
     assert "network+post-process+copy" in pipeline["backends"]["onnxruntime"]
+    if not torch.cuda.is_available():
+        assert "total" in pipeline["backends"]["onnxruntime-int8"]
+    assert set(pipeline["machine"]) == set(pipeline["segmenters"])
     assert cli(["http", "--quick", "--out", str(tmp_path)]) == 0
     http = json.loads((tmp_path / "http.json").read_text())
     assert [lv["concurrency"] for lv in http["levels"]] == [1, 2]
@@ -92,3 +100,30 @@ def test_suite_quick_writes_every_report(tmp_path):
         assert json.loads((folder / f"{name}.json").read_text())
         assert (folder / f"{name}.md").read_text().strip()
     assert json.loads((folder / "eval.json").read_text())["images"] == 4
+
+
+def test_a_busy_neighbour_marks_a_measurement_contended_and_our_own_work_does_not():
+    import subprocess
+    import sys
+    import time
+
+    from genadapt.benchmarks.timing import watching_the_machine
+
+    with watching_the_machine() as ours:
+        deadline = time.perf_counter() + 0.6
+        while time.perf_counter() < deadline:  # our own busy work
+            pass
+    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        with watching_the_machine() as busy:
+            time.sleep(0.8)
+        with watching_the_machine([neighbour.pid]) as counted_as_ours:
+            time.sleep(0.8)
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+    assert busy["contended"] and busy["others_cpu_share"] > 0.3
+    assert ours["others_cpu_share"] < busy["others_cpu_share"]
+    assert counted_as_ours["others_cpu_share"] < busy["others_cpu_share"]
+    assert "loadavg_before" in busy and "loadavg_after" in busy
