@@ -25,6 +25,7 @@ import torch
 
 from genadapt.benchmarks.eval_bench import run_eval
 from genadapt.benchmarks.http_bench import run_http
+from genadapt.benchmarks.int8 import write_int8_model
 from genadapt.benchmarks.pipeline import run_pipeline, sample_jpeg
 from genadapt.benchmarks.report import (
     eval_markdown,
@@ -89,6 +90,7 @@ def bench_http(
     requests: int,
     reports: Reports,
     url: str | None = None,
+    name: str = "http",
 ) -> dict:
     """Against `url`, or against a loopback service started on `model` for the measurement."""
     body = sample_jpeg()
@@ -102,7 +104,7 @@ def bench_http(
             with serving(model, device) as server, watching_the_machine([server.pid]) as machine:
                 results = run_http(server.url, body, concurrency, requests)
     results["machine"] = machine
-    return reports.write("http", results, http_markdown(results))
+    return reports.write(name, results, http_markdown(results))
 
 
 def bench_eval(
@@ -216,9 +218,14 @@ def cmd_suite(args: argparse.Namespace) -> dict:
     )
     results = {"table3": bench_table3(cfg, reports)}
     results["pipeline"] = bench_pipeline(checkpoint, device, 10 if cuda else 3, reports)
-    results["http"] = bench_http(
-        checkpoint, device, [1, 2, 4, 8] if cuda else [1, 2], 32 if cuda else 6, reports
-    )
+    levels, requests = ([1, 2, 4, 8], 32) if cuda else ([1, 2], 6)
+    results["http"] = bench_http(checkpoint, device, levels, requests, reports)
+    if not cuda:  # the same service on the INT8 graph
+        with tempfile.TemporaryDirectory(prefix="genadapt-bench-int8-") as tmp:
+            model = write_int8_model(checkpoint, Path(tmp))
+            results["http-int8"] = bench_http(
+                model, device, levels, requests, reports, name="http-int8"
+            )
     label_size = (256, 128) if args.quick else (2048, 1024)
     results["eval"] = bench_eval(
         checkpoint, device, "onnxruntime", 32 if cuda else 4, label_size, 2, reports

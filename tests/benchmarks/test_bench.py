@@ -96,10 +96,12 @@ def test_a_cuda_run_measures_no_cpu_row_and_no_tf32_as_fp32():
 def test_suite_quick_writes_every_report(tmp_path):
     assert cli(["suite", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
     (folder,) = tmp_path.iterdir()  # named after this machine's device
-    for name in ("table3", "pipeline", "http", "eval"):
+    for name in ("table3", "pipeline", "http", "http-int8", "eval"):
         assert json.loads((folder / f"{name}.json").read_text())
         assert (folder / f"{name}.md").read_text().strip()
     assert json.loads((folder / "eval.json").read_text())["images"] == 4
+    int8 = json.loads((folder / "http-int8.json").read_text())  # the service on the INT8 graph
+    assert [level["errors"] for level in int8["levels"]] == [0, 0]
 
 
 def test_a_busy_neighbour_marks_a_measurement_contended_and_our_own_work_does_not():
