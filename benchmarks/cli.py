@@ -115,9 +115,10 @@ def bench_eval(
     label_size: tuple[int, int],
     workers: int,
     reports: Reports,
+    name: str = "eval",
 ) -> dict:
     results = run_eval(checkpoint, device, backend, images, label_size, workers)
-    return reports.write("eval", results, eval_markdown(results))
+    return reports.write(name, results, eval_markdown(results))
 
 
 # ---- the command line --------------------------------------------------------------------
@@ -230,6 +231,10 @@ def cmd_suite(args: argparse.Namespace) -> dict:
     results["eval"] = bench_eval(
         checkpoint, device, "onnxruntime", 32 if cuda else 4, label_size, 2, reports
     )
+    if not cuda:
+        results["eval-int8"] = bench_eval(
+            checkpoint, device, "onnxruntime-int8", 4, label_size, 2, reports, name="eval-int8"
+        )
     log.info("suite results in %s", reports.out)
     return results
 

@@ -96,7 +96,7 @@ def test_a_cuda_run_measures_no_cpu_row_and_no_tf32_as_fp32():
 def test_suite_quick_writes_every_report(tmp_path):
     assert cli(["suite", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
     (folder,) = tmp_path.iterdir()  # named after this machine's device
-    for name in ("table3", "pipeline", "http", "http-int8", "eval"):
+    for name in ("table3", "pipeline", "http", "http-int8", "eval", "eval-int8"):
         assert json.loads((folder / f"{name}.json").read_text())
         assert (folder / f"{name}.md").read_text().strip()
     assert json.loads((folder / "eval.json").read_text())["images"] == 4
