@@ -64,7 +64,10 @@ class ModelState:
 
 
 def _sha256_of_what_runs(model: str, segmenter: Segmenter) -> str | None:
-    """The hash of the file that runs: in an export folder, the artifact chosen there."""
+    """The hash of the file that runs: in an export folder, the artifact chosen there. An
+    exported file was already hashed and verified at load: not read a second time."""
+    if segmenter.sha256:
+        return segmenter.sha256
     if not model:
         return None
     path = Path(model)

@@ -20,6 +20,7 @@ class Segmenter(ABC):
     backend: str = "?"
     device: str = "cpu"
     file: str | None = None  # the artifact run, for a backend that runs an exported file
+    sha256: str | None = None  # its hash, verified against model.json when it was loaded
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

@@ -95,7 +95,7 @@ class OnnxSegmenter(Segmenter):
             spec = spec.replace(precision="fp16" if fp16 else spec.precision)
         providers = choose_providers(device, ort.get_available_providers(), tensorrt=trt_options)
         segmenter = cls(path, spec, artifact.flavour, device, providers)
-        segmenter.file = path.name
+        segmenter.file, segmenter.sha256 = path.name, artifact.sha256
         return segmenter
 
     @classmethod

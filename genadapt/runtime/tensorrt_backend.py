@@ -56,7 +56,7 @@ class TensorRTSegmenter(Segmenter):
         self.context = self.engine.create_execution_context()
         self.in_name, self.out_name = artifact.input_name, artifact.output_name
         self.max_batch = artifact.max_batch or 1
-        self.device, self.file = "cuda", path.name
+        self.device, self.file, self.sha256 = "cuda", path.name, artifact.sha256
         self.stream = torch.cuda.Stream()
 
     @classmethod

@@ -247,7 +247,7 @@ def test_tensorrt_engine_matches_pytorch(tmp_path):
     sidecar = run_export(checkpoint_path, tmp_path / "out", options)
     assert sidecar.artifact("model.engine").parity["passed"]
     segmenter = load_segmenter(tmp_path / "out" / "model.engine")
-    assert segmenter.backend == "tensorrt" and segmenter.precision == "fp16"
+    assert segmenter.backend == "tensorrt" and segmenter.spec.precision == "fp16"
     assert (tmp_path / "out/triton/genadapt/1/model.plan").exists()
 
 
