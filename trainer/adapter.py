@@ -30,6 +30,7 @@ from genadapt.trainer.networks import (
     FeatureDiscriminator,
     Generator,
     PatchDiscriminator,
+    patch_grid_pixels,
 )
 
 
@@ -47,12 +48,29 @@ def frozen(*nets: nn.Module | None) -> Iterator[None]:
         # The bilinear upsamplers of C are buffers, so requires_grad_ never touches them.
 
 
-def ce(logits: torch.Tensor, target: torch.Tensor | int) -> torch.Tensor:
-    """Pixel-wise cross entropy; an int target is one domain label for every output pixel."""
+def ce(
+    logits: torch.Tensor,
+    target: torch.Tensor | int,
+    reduction: str = "mean",
+    stands_for: int | None = None,
+) -> torch.Tensor:
+    """Pixel-wise cross entropy; an int target is one domain label for every output pixel.
+
+    "mean": the mean over the batch's labelled pixels. "sum": the authors' reduction, the sum over
+    an image's labelled pixels, averaged over the batch (they divide each step's total by the
+    batch size). `stands_for` counts an output map with fewer pixels than D's patch grid (the
+    global and feature-space D ablations) as that many pixels, so that an ablation changes the
+    structure of D and not, through the reduction, the weight of its loss.
+    """
     if isinstance(target, int):
         b, _, h, w = logits.shape
         target = torch.full((b, h, w), target, dtype=torch.long, device=logits.device)
-    return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_ID)
+    if reduction == "mean":
+        return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_ID)
+    if stands_for is not None:
+        return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_ID) * stands_for
+    summed = F.cross_entropy(logits.float(), target, ignore_index=IGNORE_ID, reduction="sum")
+    return summed / logits.shape[0]
 
 
 def resize_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -97,13 +115,18 @@ class Adapter(nn.Module):
         elif config.variant == "source-only":
             self.D = None
         else:
-            self.D = PatchDiscriminator(model.config, global_domain=config.variant == "global-d")
+            self.D = PatchDiscriminator(
+                model.config,
+                global_domain=config.variant == "global-d",
+                pixel_head=config.variant != "no-aux",
+            )
         self.opt_fc = torch.optim.Adam(self._fc_param_groups(), betas=config.betas_fc)
         self.opt_g = self._gan_optimizer(self.G)
         self.opt_d = self._gan_optimizer(self.D)
         # What each step trains through: the modules themselves, or their DDP wrappers after
         # `distribute`. A frozen network is always called unwrapped: it has nothing to sync.
         self.fc_run: nn.Module = FCForward(model)
+        self.adv_scale = 1.0  # the training loop's ramp of α and β (config.adv_ramp)
         self.G_run, self.D_run = self.G, self.D
 
     def distribute(self, device_ids: list[int] | None) -> None:
@@ -141,81 +164,122 @@ class Adapter(nn.Module):
         opts = {"fc": self.opt_fc, "g": self.opt_g, "d": self.opt_d}
         return {k: v for k, v in opts.items() if v is not None}
 
+    # ---- the losses ----------------------------------------------------------------------
+    def _ce(self, logits: torch.Tensor, target: torch.Tensor | int) -> torch.Tensor:
+        return ce(logits, target, self.cfg.loss_reduction)
+
+    def _domain_ce(self, domain: torch.Tensor, target: int, image: tuple[int, int]) -> torch.Tensor:
+        """CE of D's domain output; a global or feature-space one counts as D's patch grid."""
+        stands_for = None
+        if self.cfg.variant in ("global-d", "feature-d"):
+            stands_for = patch_grid_pixels(*image)
+        return ce(domain, target, self.cfg.loss_reduction, stands_for)
+
+    def _l1(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        # The authors' L1 is a mean in both reductions; their step total is divided by the batch.
+        loss = F.l1_loss(fake.float(), real)
+        return loss / fake.shape[0] if self.cfg.loss_reduction == "sum" else loss
+
+    def d_loss(self, batch: Batch, fake: torch.Tensor) -> tuple[torch.Tensor, Losses]:
+        """D learns the 4 domains on real and generated images, and labels source pixels."""
+        n, image = batch.xs.shape[0], _image_size(batch)
+        images = torch.cat([batch.xs01, fake[:n], batch.xt01, fake[n:]])  # one D pass
+        domain, classes = self.D_run(images)
+        d_src, d_src_fake, d_tgt, d_tgt_fake = domain.split(n)
+        loss_dom = self._domain_ce(d_src, SRC_REAL, image)
+        loss_dom = loss_dom + self._domain_ce(d_src_fake, SRC_FAKE, image)
+        loss_dom = loss_dom + self._domain_ce(d_tgt, TGT_REAL, image)
+        loss_dom = loss_dom + self._domain_ce(d_tgt_fake, TGT_FAKE, image)
+        if classes is None:  # no-aux: D has no pixel-labeling head
+            return loss_dom, {"d_domain": loss_dom}
+        loss_aux = self._ce(classes[:n], resize_labels(batch.ys, classes.shape[-2:]))
+        return loss_dom + loss_aux, {"d_domain": loss_dom, "d_aux": loss_aux}
+
+    def g_loss(self, batch: Batch, fake: torch.Tensor) -> tuple[torch.Tensor, Losses]:
+        """G (D frozen, F detached): fool D within each domain, keep labels, reconstruct."""
+        n, cfg, image = batch.xs.shape[0], self.cfg, _image_size(batch)
+        with frozen(self.D):
+            domain, classes = self.D(fake)
+        loss_adv = self._domain_ce(domain[:n], SRC_REAL, image)
+        loss_adv = loss_adv + self._domain_ce(domain[n:], TGT_REAL, image)
+        loss_rec = self._l1(fake[:n], batch.xs01) + self._l1(fake[n:], batch.xt01)
+        loss = cfg.g_adv_weight * loss_adv + cfg.g_recon_weight * loss_rec
+        parts = {"g_adv": loss_adv, "g_rec": loss_rec}
+        if classes is not None:
+            loss_aux = self._ce(classes[:n], resize_labels(batch.ys, classes.shape[-2:]))
+            loss = loss + cfg.g_aux_weight * loss_aux
+            parts["g_aux"] = loss_aux
+        return loss, parts
+
+    def f_loss(self, batch: Batch, feats, logits: torch.Tensor) -> tuple[torch.Tensor, Losses]:
+        """F/C (G, D frozen): segment the source, plus the swapped-domain adversarial losses."""
+        n, image = batch.xs.shape[0], _image_size(batch)
+        loss_seg = self._ce(logits, batch.ys.long())
+        with frozen(self.G, self.D):
+            domain, classes = self.D(self.G(feats, image))
+        # The cross-domain losses: source embeddings should pass as target, and vice versa.
+        loss_adv = self._domain_ce(domain[:n], TGT_REAL, image)
+        loss_adv = loss_adv + self._domain_ce(domain[n:], SRC_REAL, image)
+        loss = loss_seg + self.adv_scale * self.cfg.beta * loss_adv
+        parts = {"f_seg": loss_seg, "f_adv": loss_adv}
+        if classes is not None:
+            loss_aux = self._ce(classes[:n], resize_labels(batch.ys, classes.shape[-2:]))
+            loss = loss + self.adv_scale * self.cfg.alpha * loss_aux
+            parts["f_aux"] = loss_aux
+        return loss, parts
+
+    def feature_d_loss(self, fc7: torch.Tensor, n: int, image: tuple[int, int]):
+        """Feature-space D: tell source from target embeddings."""
+        domain = self.D_run(fc7)
+        loss = self._domain_ce(domain[:n], SRC_REAL, image)
+        loss = loss + self._domain_ce(domain[n:], TGT_REAL, image)
+        return loss, {"d_domain": loss}
+
+    def feature_f_loss(self, batch: Batch, feats, logits: torch.Tensor):
+        n, image = batch.xs.shape[0], _image_size(batch)
+        loss_seg = self._ce(logits, batch.ys.long())
+        with frozen(self.D):
+            domain = self.D(feats[2])
+        loss_adv = self._domain_ce(domain[:n], TGT_REAL, image)
+        loss_adv = loss_adv + self._domain_ce(domain[n:], SRC_REAL, image)
+        loss = loss_seg + self.adv_scale * self.cfg.beta * loss_adv
+        return loss, {"f_seg": loss_seg, "f_adv": loss_adv}
+
     # ---- the iteration -------------------------------------------------------------------
-    def iteration(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def iteration(self, batch: Batch) -> Losses:
         """One D → G → F/C iteration; returns the detached losses (no host sync)."""
         n = batch.xs.shape[0]
         if self.cfg.variant == "source-only":
             _, logits = self.fc_run(batch.xs, n)
-            loss = ce(logits, batch.ys.long())
+            loss = self._ce(logits, batch.ys.long())
             self._update(self.opt_fc, loss)
             return {"f_seg": loss.detach()}
         feats, logits = self.fc_run(torch.cat([batch.xs, batch.xt]), n)  # F, C with gradients
         if self.cfg.variant == "feature-d":
-            losses = self.feature_d_step(feats[2].detach(), n)
-            return losses | self.feature_f_step(batch, feats, logits)
-        size = (batch.xs.shape[-2], batch.xs.shape[-1])
-        fake = self.G_run(tuple(f.detach() for f in feats), size)  # G(F(·)) for D and G steps
+            loss, parts = self.feature_d_loss(feats[2].detach(), n, _image_size(batch))
+            self._update(self.opt_d, loss)
+            loss, f_parts = self.feature_f_loss(batch, feats, logits)
+            self._update(self.opt_fc, loss)
+            return _detached(parts | f_parts)
+        fake = self.G_run(tuple(f.detach() for f in feats), _image_size(batch))  # for D and G
         losses = self.d_step(batch, fake.detach())
         losses |= self.g_step(batch, fake)
         return losses | self.f_step(batch, feats, logits)
 
-    def d_step(self, batch: Batch, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """D learns the 4 domains on real and generated images, and labels source pixels."""
-        n = batch.xs.shape[0]
-        images = torch.cat([batch.xs01, fake[:n], batch.xt01, fake[n:]])  # one D pass
-        domain, classes = self.D_run(images)
-        d_src, d_src_fake, d_tgt, d_tgt_fake = domain.split(n)
-        loss_dom = ce(d_src, SRC_REAL) + ce(d_src_fake, SRC_FAKE)
-        loss_dom = loss_dom + ce(d_tgt, TGT_REAL) + ce(d_tgt_fake, TGT_FAKE)
-        loss_aux = ce(classes[:n], resize_labels(batch.ys, classes.shape[-2:]))
-        self._update(self.opt_d, loss_dom + loss_aux)
-        return {"d_domain": loss_dom.detach(), "d_aux": loss_aux.detach()}
-
-    def g_step(self, batch: Batch, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """G (D frozen, F detached): fool D within each domain, keep labels, reconstruct."""
-        n, cfg = batch.xs.shape[0], self.cfg
-        with frozen(self.D):
-            domain, classes = self.D(fake)
-        loss_aux = ce(classes[:n], resize_labels(batch.ys, classes.shape[-2:]))
-        loss_adv = ce(domain[:n], SRC_REAL) + ce(domain[n:], TGT_REAL)
-        loss_rec = F.l1_loss(fake[:n].float(), batch.xs01) + F.l1_loss(fake[n:].float(), batch.xt01)
-        loss = (
-            cfg.g_aux_weight * loss_aux
-            + cfg.g_adv_weight * loss_adv
-            + cfg.g_recon_weight * loss_rec
-        )
-        self._update(self.opt_g, loss)
-        return {"g_aux": loss_aux.detach(), "g_adv": loss_adv.detach(), "g_rec": loss_rec.detach()}
-
-    def f_step(self, batch: Batch, feats, logits: torch.Tensor) -> dict[str, torch.Tensor]:
-        """F/C (G, D frozen): segment the source, plus the swapped-domain adversarial losses."""
-        n = batch.xs.shape[0]
-        loss_seg = ce(logits, batch.ys.long())
-        with frozen(self.G, self.D):
-            domain, classes = self.D(self.G(feats, (batch.xs.shape[-2], batch.xs.shape[-1])))
-        loss_aux = ce(classes[:n], resize_labels(batch.ys, classes.shape[-2:]))
-        # The cross-domain losses: source embeddings should pass as target, and vice versa.
-        loss_adv = ce(domain[:n], TGT_REAL) + ce(domain[n:], SRC_REAL)
-        loss = loss_seg + self.cfg.alpha * loss_aux + self.cfg.beta * loss_adv
-        self._update(self.opt_fc, loss)
-        return {"f_seg": loss_seg.detach(), "f_aux": loss_aux.detach(), "f_adv": loss_adv.detach()}
-
-    def feature_d_step(self, fc7: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
-        """Feature-space D: tell source from target embeddings."""
-        domain = self.D_run(fc7)
-        loss = ce(domain[:n], SRC_REAL) + ce(domain[n:], TGT_REAL)
+    def d_step(self, batch: Batch, fake: torch.Tensor) -> Losses:
+        loss, parts = self.d_loss(batch, fake)
         self._update(self.opt_d, loss)
-        return {"d_domain": loss.detach()}
+        return _detached(parts)
 
-    def feature_f_step(self, batch: Batch, feats, logits: torch.Tensor) -> dict[str, torch.Tensor]:
-        n = batch.xs.shape[0]
-        loss_seg = ce(logits, batch.ys.long())
-        with frozen(self.D):
-            domain = self.D(feats[2])
-        loss_adv = ce(domain[:n], TGT_REAL) + ce(domain[n:], SRC_REAL)
-        self._update(self.opt_fc, loss_seg + self.cfg.beta * loss_adv)
-        return {"f_seg": loss_seg.detach(), "f_adv": loss_adv.detach()}
+    def g_step(self, batch: Batch, fake: torch.Tensor) -> Losses:
+        loss, parts = self.g_loss(batch, fake)
+        self._update(self.opt_g, loss)
+        return _detached(parts)
+
+    def f_step(self, batch: Batch, feats, logits: torch.Tensor) -> Losses:
+        loss, parts = self.f_loss(batch, feats, logits)
+        self._update(self.opt_fc, loss)
+        return _detached(parts)
 
     @staticmethod
     def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -225,3 +289,14 @@ class Adapter(nn.Module):
         with torch.autocast(loss.device.type, enabled=False):  # backward outside autocast
             loss.backward()
         optimizer.step()
+
+
+Losses = dict[str, torch.Tensor]
+
+
+def _image_size(batch: Batch) -> tuple[int, int]:
+    return batch.xs.shape[-2], batch.xs.shape[-1]
+
+
+def _detached(losses: Losses) -> Losses:
+    return {k: v.detach() for k, v in losses.items()}

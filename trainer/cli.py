@@ -90,7 +90,10 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"a resumed run keeps its config; only {sorted(RESUMABLE_OVERRIDES)} may change"
             )
-        config = resolve_config(None, None, {**load_yaml(run.config_path), **overrides})
+        saved = load_yaml(run.config_path)
+        # Runs from before `loss_reduction` existed trained with per-pixel means: keep them so.
+        saved.setdefault("loss_reduction", "mean")
+        config = resolve_config(None, None, {**saved, **overrides})
     else:
         if args.out is None:
             raise ConfigError("give --out RUN_DIR for a new run, or --resume RUN_DIR")
@@ -102,6 +105,11 @@ def main(args: argparse.Namespace) -> int:
         ):
             raise ConfigError(f"{key} is not set (--{key.replace('_', '-')} DIR)")
     build_data(config)  # a missing or malformed data folder fails before the run folder exists
+    log.info(
+        "loss weights (%s reduction) act as per-pixel means with %s",
+        config.loss_reduction,
+        ", ".join(f"{k} {v:.3g}" for k, v in config.effective_weights().items()),
+    )
     if not args.resume and int(os.environ.get("RANK", "0")) == 0:  # torchrun: rank 0 writes
         run.create(config)
     try:

@@ -16,6 +16,14 @@ import yaml
 from genadapt.errors import GenadaptError
 
 VARIANTS = ("full", "source-only", "feature-d", "global-d", "no-aux")
+REDUCTIONS = ("sum", "mean")
+# The loss weights each variant has no term for: it sets them to 0 (and refuses a user's other
+# value, rather than overwriting it silently).
+UNUSED_WEIGHTS = {
+    "source-only": ("alpha", "beta"),
+    "feature-d": ("alpha",),
+    "no-aux": ("alpha",),
+}
 
 
 class ConfigError(GenadaptError):
@@ -31,6 +39,12 @@ class TrainConfig:
     g_aux_weight: float = 1.0  # G step: D's pixel-labeling loss on G(F(Xs))
     g_adv_weight: float = 0.1  # G step: within-domain adversarial losses
     g_recon_weight: float = 1.0  # G step: L1 reconstruction of Xs and Xt
+    # How the weights above apply (METHOD.md). "sum": the authors' code, every cross entropy
+    # summed over its pixels and L1 a mean, so that α and β act as 0.1 × N_D/(H·W) ≈ 0.0016 and
+    # the L1 weight as 1/N_D (see `effective_weights`). "mean": every loss a per-pixel mean, so
+    # the weights are what they say.
+    loss_reduction: str = "sum"
+    adv_ramp: int = 0  # α and β rise linearly from 0 over this many iterations (0: the authors')
     # Data: the source has labels, the target's labels are never read in training.
     source_kind: str = "gta5"
     source_root: str = ""
@@ -72,6 +86,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.loss_reduction not in REDUCTIONS:
+            raise ConfigError(
+                f"loss_reduction must be one of {REDUCTIONS}, got {self.loss_reduction!r}"
+            )
         self.size = _pair(self.size, "size")
         self.crop = None if self.crop in (None, "", "none") else _pair(self.crop, "crop")
         self.betas_fc = tuple(float(b) for b in self.betas_fc)
@@ -80,10 +98,10 @@ class TrainConfig:
             raise ConfigError(f"crop {self.crop} is larger than the image size {self.size}")
         if self.iterations < 1 or self.batch_size < 1:
             raise ConfigError("iterations and batch_size must be at least 1")
-        if self.variant == "source-only":
-            self.alpha = self.beta = 0.0
-        elif self.variant == "no-aux":
-            self.alpha = 0.0
+        if self.adv_ramp < 0:
+            raise ConfigError(f"adv_ramp must be 0 or more iterations, got {self.adv_ramp}")
+        for name in UNUSED_WEIGHTS.get(self.variant, ()):
+            setattr(self, name, 0.0)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -93,6 +111,30 @@ class TrainConfig:
     @property
     def uses_generator(self) -> bool:
         return self.variant in ("full", "global-d", "no-aux")
+
+    def effective_weights(self) -> dict[str, float]:
+        """The weights as they act when every loss is written as a per-pixel mean (labelled
+        pixels taken as all pixels): α and β against the segmentation loss, the L1 weight
+        against G's mean cross-entropy terms. With "mean" they are the configured ones."""
+        weights = {
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "g_aux_weight": self.g_aux_weight,
+            "g_adv_weight": self.g_adv_weight,
+            "g_recon_weight": self.g_recon_weight,
+        }
+        if self.loss_reduction == "mean":
+            return weights
+        from genadapt.trainer.networks import patch_grid_pixels  # torch, only when asked
+
+        width, height = self.input_size
+        n_d = patch_grid_pixels(height, width)
+        # F/C step: the segmentation loss sums H·W pixels, the α and β terms N_D patches.
+        weights["alpha"] *= n_d / (height * width)
+        weights["beta"] *= n_d / (height * width)
+        # G step: its cross entropies sum N_D patches per image, L1 is a mean over the batch.
+        weights["g_recon_weight"] /= n_d * self.batch_size
+        return weights
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,17 +158,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "paper-fast": {"padding": "pad1"},
     "cpu-tiny": {
-        "size": (64, 32), "width": 0.0625, "padding": "pad1", "iterations": 4, "lr_fc": 1e-4,
+        "loss_reduction": "mean", "size": (64, 32), "width": 0.0625, "padding": "pad1",
+        "iterations": 4, "lr_fc": 1e-4,
         "source_val_count": 2, "val_images": 2, "log_every": 1, "checkpoint_every": 2,
         "val_every": 2, "num_workers": 0, "lr_decay_epochs": 1000,
     },
     "cpu-demo": {
-        "size": (256, 128), "width": 0.125, "padding": "pad1", "iterations": 1000, "lr_fc": 2e-4,
+        "loss_reduction": "mean", "size": (256, 128), "width": 0.125, "padding": "pad1",
+        "iterations": 1000, "lr_fc": 2e-4,
         "lr_gd": 2e-4, "source_val_count": 40, "val_images": 40, "log_every": 20,
         "checkpoint_every": 250, "val_every": 250, "num_workers": 2, "lr_decay_epochs": 1000,
     },
     "cpu-small": {
-        "size": (256, 128), "width": 0.125, "padding": "pad1", "iterations": 2000, "lr_fc": 2e-4,
+        "loss_reduction": "mean", "size": (256, 128), "width": 0.125, "padding": "pad1",
+        "iterations": 2000, "lr_fc": 2e-4,
         "lr_gd": 2e-4, "source_val_count": 50, "val_images": 50, "log_every": 20,
         "checkpoint_every": 250, "val_every": 250, "num_workers": 2, "lr_decay_epochs": 1000,
     },
@@ -161,6 +206,13 @@ def resolve_config(
         raise ConfigError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
     defaults = TrainConfig()
     typed = {key: _coerce(key, value, getattr(defaults, key)) for key, value in values.items()}
+    variant = typed.get("variant", defaults.variant)
+    for name in UNUSED_WEIGHTS.get(variant, ()):
+        if typed.get(name, 0.0) != 0.0:
+            raise ConfigError(
+                f"variant {variant!r} has no {name} term, so {name} must be 0 or unset "
+                f"(got {typed[name]}); the variant decides which loss terms exist"
+            )
     return TrainConfig(**typed)
 
 

@@ -2,7 +2,9 @@
 
     RUN/config.yaml     the resolved TrainConfig
     RUN/metrics.jsonl   one line per log interval ({"type": "train" | "val", "step": …})
-    RUN/checkpoint.pt   F+C in the genadapt checkpoint format: what export and serve read
+    RUN/checkpoint.pt   F+C in the genadapt checkpoint format: what export and serve read, the
+                        model selected by source-val mIoU (held-out source images, never
+                        target labels), or the last one when validation is off
     RUN/resume.pt       everything needed to continue: F+C, G, D, optimizers, RNG, step
     RUN/curves.png      losses and source-val mIoU, refreshed with each checkpoint
     RUN/reconstructions.png   what G makes of F's embedding of a source and a target image
@@ -74,7 +76,7 @@ class RunFolder:
         kept = [r for r in self.records() if r["step"] <= step]
         atomic_write_bytes(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
-    def save(self, adapter: Adapter, config: TrainConfig, step: int, metrics: dict) -> None:
+    def save_resume(self, adapter: Adapter, config: TrainConfig, step: int, metrics: dict) -> None:
         state = {
             "version": RESUME_VERSION,
             "step": step,
@@ -87,6 +89,10 @@ class RunFolder:
             "metrics": metrics,
         }
         atomic_write(self.resume_path, lambda f: torch.save(state, f))
+
+    def save_checkpoint(
+        self, adapter: Adapter, config: TrainConfig, step: int, metrics: dict
+    ) -> None:
         checkpoint = Checkpoint.from_model(
             adapter.fc,
             get_label_space(config.label_space),
@@ -96,6 +102,16 @@ class RunFolder:
             metrics=metrics,
         )
         save_checkpoint(checkpoint, self.checkpoint_path)
+
+    def best_source_val(self, until: int) -> float:
+        """The best source-val mIoU logged up to `until`: the score checkpoint.pt was selected
+        with, so that a resumed run keeps selecting against it."""
+        scores = [
+            r["miou"]
+            for r in self.records()
+            if r["type"] == "val" and r["step"] <= until and r["miou"] == r["miou"]  # not NaN
+        ]
+        return max(scores, default=float("-inf"))
 
     def check_resumable(self) -> None:
         if not self.resume_path.is_file():

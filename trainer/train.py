@@ -36,6 +36,12 @@ def fc_lr_factor(step: int, config: TrainConfig, epoch_length: int) -> float:
     return config.lr_decay ** (step // max(1, config.lr_decay_epochs * epoch_length))
 
 
+def adv_ramp_factor(step: int, config: TrainConfig) -> float:
+    """Multiplier of α and β: a linear ramp from 0 over `adv_ramp` iterations (a pure function,
+    so that a resumed run continues it exactly)."""
+    return min(1.0, step / config.adv_ramp) if config.adv_ramp > 0 else 1.0
+
+
 @dataclass
 class Data:
     source: StepDataset
@@ -198,11 +204,16 @@ def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
     metrics: dict = {}
     progress = tqdm(total=config.iterations, initial=start, desc="train", disable=not ctx.is_main)
     batches = zip(_batches(loaders[0]), _batches(loaders[1]), strict=False)
+    # Model selection on held-out source images (as the authors' model_best): checkpoint.pt is
+    # replaced only when source-val mIoU does not drop. Without validation it is the last model.
+    selecting = bool(config.val_every and data.val_indices)
+    best = run.best_source_val(start) if resume and ctx.is_main else float("-inf")
     with Stopper() as stopper:
         for step, (src, tgt) in enumerate(batches, start):
             if step >= config.iterations:
                 break
             adapter.set_fc_lr(fc_lr_factor(step, config, data.epoch_length))
+            adapter.adv_scale = adv_ramp_factor(step, config)
             batch = to_batch(src, tgt)
             with autocast:
                 losses = adapter.iteration(batch)
@@ -214,12 +225,18 @@ def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
                 if stopper.requested:
                     break
                 continue
-            if config.val_every and (done % config.val_every == 0 or last):
-                metrics = {"source_val_miou": validate(adapter, config, data), "step": done}
-                logger.write({"type": "val", "step": done, "miou": metrics["source_val_miou"]})
-                progress.write(f"step {done}: source-val mIoU {metrics['source_val_miou']:.1f}")
+            if selecting and (done % config.val_every == 0 or last):
+                score = validate(adapter, config, data)
+                metrics = {"source_val_miou": score, "step": done}
+                logger.write({"type": "val", "step": done, "miou": score})
+                progress.write(f"step {done}: source-val mIoU {score:.1f}")
+                if score >= best:  # ties: the later, longer-trained model
+                    best = score
+                    run.save_checkpoint(adapter, config, done, metrics)
             if done % config.checkpoint_every == 0 or last:
-                run.save(adapter, config, done, metrics)
+                run.save_resume(adapter, config, done, metrics)
+                if not selecting:
+                    run.save_checkpoint(adapter, config, done, metrics)
                 run.plot_curves()
                 run.save_reconstructions(adapter, batch)
             if stopper.requested:

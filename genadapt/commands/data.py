@@ -36,7 +36,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     scenes = commands.add_parser(
         "scenes",
         help="generate the built-in synthetic (GTA5 layout) → photographic (Cityscapes layout) "
-        "street scenes, plus an unseen third look",
+        "street scenes, plus an unseen third look and an optional fourth one for tuning",
     )
     scenes.add_argument("--out", type=Path, required=True)
     scenes.add_argument("--size", default="512x256", help="WxH, up to 2048x1024")
@@ -44,6 +44,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     scenes.add_argument("--target-train", type=int, default=500, help="target training images")
     scenes.add_argument("--target-val", type=int, default=100)
     scenes.add_argument("--unseen", type=int, default=100, help="unseen-look evaluation images")
+    scenes.add_argument(
+        "--tune-train",
+        type=int,
+        default=0,
+        help="images of a fourth look for choosing settings (its train split, unlabelled use)",
+    )
+    scenes.add_argument(
+        "--tune-val", type=int, default=0, help="labelled images of the tuning look for scoring"
+    )
     scenes.add_argument("--seed", type=int, default=0)
     scenes.add_argument("--workers", type=int, default=2)
     return parser
@@ -73,6 +82,8 @@ def main_scenes(args: argparse.Namespace) -> int:
         args.unseen,
         args.seed,
         args.workers,
+        args.tune_train,
+        args.tune_val,
     )
     return 0
 

@@ -3,6 +3,8 @@
     OUT/source/   GTA5 layout (images/, labels/ with Cityscapes labelIds): the labeled source
     OUT/target/   Cityscapes layout, train (labels present but unused in training) and val
     OUT/unseen/   Cityscapes layout, val only: a look never used in training
+    OUT/tune/     Cityscapes layout, train and val (optional): a fourth look for choosing
+                  settings, so that the target and unseen looks are never used for any choice
 
 Each image is a pure function of (seed, domain, split, index), generated in parallel processes.
 """
@@ -32,10 +34,11 @@ DOMAIN_LAYOUTS: dict[str, LayoutStats] = {
     "source": LayoutStats(horizon=(0.38, 0.48), cars=(1, 5), people=(1, 5)),
     "target": LayoutStats(horizon=(0.44, 0.54), cars=(2, 6), people=(1, 4), riders=0.35),
     "unseen": LayoutStats(horizon=(0.40, 0.52), cars=(1, 4), people=(2, 6), big_vehicles=0.3),
+    "tune": LayoutStats(horizon=(0.42, 0.52), cars=(2, 5), people=(1, 5), riders=0.4),
 }
-DOMAIN_IDS = {"source": 0, "target": 1, "unseen": 2}
+DOMAIN_IDS = {"source": 0, "target": 1, "unseen": 2, "tune": 3}
 SPLIT_IDS = {"all": 0, "train": 1, "val": 2}
-CITY = {"target": "synthtown", "unseen": "dusktown"}
+CITY = {"target": "synthtown", "unseen": "dusktown", "tune": "noonville"}
 MAX_SIZE = (2048, 1024)
 _LABEL_IDS = np.zeros(256, dtype=np.uint8)
 _LABEL_IDS[: len(CITYSCAPES_LABEL_IDS)] = CITYSCAPES_LABEL_IDS
@@ -102,8 +105,11 @@ def generate_scenes(
     unseen: int = 100,
     seed: int = 0,
     workers: int = 2,
+    tune_train: int = 0,
+    tune_val: int = 0,
 ) -> dict:
-    """Write all three domains under `out`; returns the manifest (also saved as JSON)."""
+    """Write the domains under `out` (the tuning look only when asked for); returns the
+    manifest (also saved as JSON)."""
     width, height = size
     if not (32 <= width <= MAX_SIZE[0] and 32 <= height <= MAX_SIZE[1]):
         raise GenadaptError(f"size must be between 32x32 and 2048x1024, got {width}x{height}")
@@ -112,7 +118,10 @@ def generate_scenes(
         ("target", "train"): target_train,
         ("target", "val"): target_val,
         ("unseen", "val"): unseen,
+        ("tune", "train"): tune_train,
+        ("tune", "val"): tune_val,
     }
+    counts = {key: n for key, n in counts.items() if n or key[0] != "tune"}
     specs = plan(counts, size, seed)
     tasks = [(Path(out), spec) for spec in specs]
     with Pool(max(1, workers)) as pool:
@@ -127,7 +136,8 @@ def generate_scenes(
         "size": list(size),
         "seed": seed,
         "counts": {f"{d}/{s}": n for (d, s), n in counts.items()},
-        "layouts": {"source": "gta5", "target": "cityscapes", "unseen": "cityscapes"},
+        "layouts": {"source": "gta5", "target": "cityscapes", "unseen": "cityscapes"}
+        | ({"tune": "cityscapes"} if tune_train or tune_val else {}),
     }
     atomic_write_bytes(Path(out) / "manifest.json", json.dumps(manifest, indent=2).encode())
     log.info("wrote %d scenes to %s", len(specs), out)

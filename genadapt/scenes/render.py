@@ -3,8 +3,10 @@
 - source: a flat synthetic look (saturated colours per class, little variation, crisp edges);
 - target: a photographic look (other colours, textures, windows, lighting and colour cast,
   haze, blur, sensor noise and JPEG artefacts);
-- unseen: a third look never used in training (dusk: dark, blue-tinted, foggy, noisy).
-The same layout distribution underlies all three, so only the appearance shifts.
+- unseen: a third look never used in training (dusk: dark, blue-tinted, foggy, noisy);
+- tune: a fourth photographic look (bright noon, warm and contrasty) whose labels may be used to
+  choose training settings, so that the target and unseen looks never are.
+The same layout distribution underlies all of them, so only the appearance shifts.
 """
 
 from __future__ import annotations
@@ -102,7 +104,33 @@ UNSEEN = Style(
     jpeg=(25, 45),
 )  # fmt: skip
 
-STYLES: dict[str, Style] = {"source": SOURCE, "target": TARGET, "unseen": UNSEEN}
+TUNE = Style(
+    palette={
+        "road": (120, 112, 104), "sidewalk": (196, 184, 168), "building": (204, 176, 140),
+        "wall": (176, 150, 120), "fence": (150, 120, 90), "pole": (70, 66, 60),
+        "traffic light": (24, 40, 24), "traffic sign": (200, 40, 40),
+        "vegetation": (96, 140, 40), "terrain": (180, 160, 90), "sky": (150, 190, 235),
+        "person": (140, 90, 60), "rider": (60, 90, 140), "car": (170, 160, 150),
+        "truck": (220, 210, 190), "bus": (40, 120, 170), "train": (140, 130, 120),
+        "motorcycle": (40, 40, 40), "bicycle": (120, 40, 30),
+    },
+    instance_jitter=16.0,
+    jitter_classes={"car": 60.0, "person": 35.0, "rider": 30.0, "building": 30.0},
+    texture={"road": 0.18, "sidewalk": 0.2, "building": 0.25, "vegetation": 0.4,
+             "terrain": 0.35, "sky": 0.04, "wall": 0.25},
+    grain=0.12,
+    windows=True,
+    gain=(1.0, 1.3),
+    cast=0.1,
+    haze=(0.0, 0.15),
+    haze_colour=(230, 225, 210),
+    saturation=1.1,
+    blur=(0.4, 1.0),
+    noise=(2.0, 6.0),
+    jpeg=(40, 75),
+)  # fmt: skip
+
+STYLES: dict[str, Style] = {"source": SOURCE, "target": TARGET, "unseen": UNSEEN, "tune": TUNE}
 
 
 def smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:

@@ -13,13 +13,13 @@ SIZE = (256, 128)
 
 
 def scenes(domain: str, n: int, seed: int = 0):
-    split = {"source": "all", "target": "train", "unseen": "val"}[domain]
+    split = {"source": "all", "target": "train", "unseen": "val", "tune": "val"}[domain]
     return [make_scene(SceneSpec(domain, split, i, SIZE, seed)) for i in range(n)]
 
 
 @pytest.fixture(scope="module")
 def samples():
-    return {domain: scenes(domain, 40) for domain in ("source", "target", "unseen")}
+    return {domain: scenes(domain, 40) for domain in ("source", "target", "unseen", "tune")}
 
 
 def test_deterministic_for_a_seed():
@@ -64,7 +64,10 @@ def test_looks_share_label_statistics_but_not_image_statistics(samples):
     # Reference: two independent samples of the same look.
     same_labels = 0.5 * np.abs(freqs["source"] - class_frequencies(scenes("source", 40, 1))).sum()
     same_colours = np.nanmean(np.abs(colours["source"] - class_colours(scenes("source", 40, 1))))
-    for a, b in (("source", "target"), ("source", "unseen"), ("target", "unseen")):
+    # The tuning look must be a shift of its own: far from the reported looks, not a copy.
+    pairs = [(a, b) for i, a in enumerate(samples) for b in list(samples)[i + 1 :]]
+    assert len(pairs) == 6
+    for a, b in pairs:
         label_distance = 0.5 * np.abs(freqs[a] - freqs[b]).sum()  # total variation
         colour_distance = np.nanmean(np.abs(colours[a] - colours[b]))  # grey levels per class
         assert label_distance < 0.12, (a, b, label_distance, same_labels)
@@ -73,8 +76,10 @@ def test_looks_share_label_statistics_but_not_image_statistics(samples):
 
 def test_generated_folders_pass_check_and_load(tmp_path, capsys):
     generate_scenes(tmp_path, size=SIZE, source=6, target_train=4, target_val=3, unseen=2,
-                    workers=2)  # fmt: skip
+                    workers=2, tune_train=3, tune_val=2)  # fmt: skip
     assert cli(["check", "gta5", str(tmp_path / "source")]) == 0
+    assert cli(["check", "cityscapes", str(tmp_path / "tune"), "--split", "train"]) == 0
+    assert len(SegmentationDataset("cityscapes", tmp_path / "tune", "val")) == 2
     assert cli(["check", "cityscapes", str(tmp_path / "target"), "--split", "train"]) == 0
     assert cli(["check", "cityscapes", str(tmp_path / "target"), "--split", "val"]) == 0
     assert cli(["check", "cityscapes", str(tmp_path / "unseen"), "--split", "val"]) == 0

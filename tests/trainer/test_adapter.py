@@ -4,8 +4,15 @@ import torch
 from genadapt.model import ModelConfig, build_model
 from genadapt.trainer import adapter as adapter_module
 from genadapt.trainer.adapter import Adapter, Batch
-from genadapt.trainer.config import resolve_config
-from genadapt.trainer.networks import SRC_REAL, TGT_REAL, Generator, PatchDiscriminator
+from genadapt.trainer.config import ConfigError, resolve_config
+from genadapt.trainer.networks import (
+    SRC_REAL,
+    TGT_REAL,
+    Generator,
+    PatchDiscriminator,
+    patch_grid_pixels,
+)
+from genadapt.trainer.train import adv_ramp_factor
 
 SIZE = (32, 64)  # (H, W)
 
@@ -20,11 +27,11 @@ def make_adapter(variant: str = "full", **overrides) -> Adapter:
     return Adapter(model, config).train()
 
 
-def make_batch(n: int = 1) -> Batch:
+def make_batch(n: int = 1, ignored_rows: int = 2) -> Batch:
     g = torch.Generator().manual_seed(1)
     xs01, xt01 = torch.rand(n, 3, *SIZE, generator=g), torch.rand(n, 3, *SIZE, generator=g)
     ys = torch.randint(0, 19, (n, *SIZE), generator=g).to(torch.uint8)
-    ys[:, :2] = 255
+    ys[:, :ignored_rows] = 255
     return Batch(xs=xs01 * 2 - 1, ys=ys, xs01=xs01, xt=xt01 * 2 - 1, xt01=xt01)
 
 
@@ -73,18 +80,12 @@ def test_cross_domain_targets_are_swapped_in_the_f_step(monkeypatch):
     batch = make_batch(n=2)
     calls = []
 
-    def recording_ce(logits, target):
+    real_ce = adapter_module.ce
+
+    def recording_ce(logits, target, *args):
         if isinstance(target, int):
             calls.append((step, target))
-        return adapter_module.F.cross_entropy(
-            logits.float(), _full(logits, target), ignore_index=255
-        )
-
-    def _full(logits, target):
-        if not isinstance(target, int):
-            return target
-        b, _, h, w = logits.shape
-        return torch.full((b, h, w), target, dtype=torch.long)
+        return real_ce(logits, target, *args)
 
     monkeypatch.setattr(adapter_module, "ce", recording_ce)
     feats, logits = adapter.fc_run(torch.cat([batch.xs, batch.xt]), 2)
@@ -108,6 +109,7 @@ def test_every_variant_iterates_and_returns_finite_losses(variant):
         "full": {"d_domain", "d_aux", "g_aux", "g_adv", "g_rec", "f_seg", "f_aux", "f_adv"},
         "source-only": {"f_seg"},
         "feature-d": {"d_domain", "f_seg", "f_adv"},
+        "no-aux": {"d_domain", "g_adv", "g_rec", "f_seg", "f_adv"},
     }
     for _ in range(2):
         losses = adapter.iteration(make_batch(n=2))
@@ -121,6 +123,79 @@ def test_variants_set_their_weights():
     assert resolve_config("cpu-tiny", overrides={"variant": "source-only"}).beta == 0
     assert resolve_config("cpu-tiny", overrides={"variant": "no-aux"}).alpha == 0
     assert resolve_config("cpu-tiny", overrides={"variant": "no-aux"}).beta == 0.1
+    assert resolve_config("cpu-tiny", overrides={"variant": "feature-d"}).alpha == 0
+
+
+@pytest.mark.parametrize(
+    "variant,key", [("source-only", "beta"), ("no-aux", "alpha"), ("feature-d", "alpha")]
+)
+def test_a_weight_the_variant_has_no_term_for_is_refused(variant, key):
+    with pytest.raises(ConfigError, match=f"no {key} term"):
+        resolve_config("cpu-tiny", overrides={"variant": variant, key: 0.5})
+    assert getattr(resolve_config(None, overrides={"variant": variant, key: 0}), key) == 0
+
+
+def test_no_aux_has_a_discriminator_without_the_pixel_head():
+    adapter = make_adapter("no-aux")
+    assert adapter.D.classes is None
+    assert adapter.D(torch.rand(1, 3, *SIZE))[1] is None
+
+
+def _gradients(adapter: Adapter, step: str, batch: Batch) -> dict[str, torch.Tensor]:
+    """Gradients of one step's total loss on the network that step trains (dropout off)."""
+    adapter.eval()
+    adapter.zero_grad(set_to_none=True)
+    n = batch.xs.shape[0]
+    feats, logits = adapter.fc_run(torch.cat([batch.xs, batch.xt]), n)
+    if adapter.cfg.variant == "feature-d":
+        loss = {
+            "d": lambda: adapter.feature_d_loss(feats[2].detach(), n, SIZE)[0],
+            "f": lambda: adapter.feature_f_loss(batch, feats, logits)[0],
+        }[step]()
+        net = adapter.D if step == "d" else adapter.fc
+    else:
+        fake = adapter.G(tuple(f.detach() for f in feats), SIZE)
+        loss = {
+            "d": lambda: adapter.d_loss(batch, fake.detach())[0],
+            "g": lambda: adapter.g_loss(batch, fake)[0],
+            "f": lambda: adapter.f_loss(batch, feats, logits)[0],
+        }[step]()
+        net = {"d": adapter.D, "g": adapter.G, "f": adapter.fc}[step]
+    loss.backward()
+    return {k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("variant", ["full", "global-d", "no-aux", "feature-d"])
+def test_the_authors_sums_act_as_their_effective_weights(variant):
+    # The authors sum every cross entropy over its pixels (L1 stays a mean, each step's total is
+    # divided by the batch). Divided by the step's pixel count (H·W for F, N_D for D and G),
+    # their gradients must equal those of per-pixel means with `effective_weights`.
+    authors = make_adapter(variant, loss_reduction="sum", batch_size=2)
+    weights = {k: v for k, v in authors.cfg.effective_weights().items() if v or k != "alpha"}
+    means = make_adapter(variant, loss_reduction="mean", batch_size=2, **weights)
+    height, width = SIZE
+    n_d = patch_grid_pixels(height, width)
+    assert authors.cfg.effective_weights()["beta"] == pytest.approx(0.1 * n_d / (height * width))
+    batch = make_batch(n=2, ignored_rows=0)  # labelled pixels = all pixels, as the formula says
+    steps = {"f": height * width, "d": n_d, "g": n_d}
+    for step, pixels in steps.items():
+        if step == "g" and authors.G is None:
+            continue
+        summed, meaned = _gradients(authors, step, batch), _gradients(means, step, batch)
+        assert summed.keys() == meaned.keys() and summed
+        for name in summed:
+            torch.testing.assert_close(
+                summed[name] / pixels, meaned[name], rtol=1e-4, atol=1e-9, msg=f"{step} {name}"
+            )
+
+
+def test_the_paper_preset_is_the_authors_reduction():
+    config = resolve_config("paper")
+    assert config.loss_reduction == "sum"
+    # 1024×512: N_D = 128 × 64, so α = β = 0.1 / 64 and L1 acts at 1 / 8192 (METHOD.md).
+    weights = config.effective_weights()
+    assert weights["alpha"] == weights["beta"] == pytest.approx(0.1 / 64)
+    assert weights["g_recon_weight"] == pytest.approx(1 / 8192)
 
 
 def test_generator_and_discriminator_shapes():
@@ -132,7 +207,8 @@ def test_generator_and_discriminator_shapes():
     assert domain.shape == (2, 4, 8, 12) and classes.shape == (2, 7, 8, 12)
     domain, _ = PatchDiscriminator(config, global_domain=True)(image)
     assert domain.shape == (2, 4, 1, 1)
-    # The 100-padded F gives maps offset by a few pixels; G still lands on the input size.
+    # A size that is no multiple of 32: the 100-padded F's ceil-mode maps differ by a pixel
+    # from G's doublings; G still lands on the input size (its alignment: test_alignment.py).
     config100 = ModelConfig(num_classes=7, width=0.0625, padding="pad100")
     feats = build_model(config100).embed(torch.randn(1, 3, 50, 70))
     assert Generator(config100)(feats, (50, 70)).shape == (1, 3, 50, 70)
@@ -142,3 +218,18 @@ def test_gan_init_follows_the_paper():
     d = PatchDiscriminator(ModelConfig(width=0.25))
     w = d.body[0].weight
     assert abs(w.std().item() - 0.02) < 0.004 and d.body[0].bias.abs().max() <= 0.01
+
+
+def test_the_adversarial_ramp_scales_alpha_and_beta_from_zero():
+    config = resolve_config("cpu-tiny", overrides={"adv_ramp": 100})
+    assert [adv_ramp_factor(s, config) for s in (0, 50, 100, 500)] == [0.0, 0.5, 1.0, 1.0]
+    assert adv_ramp_factor(0, resolve_config("cpu-tiny")) == 1.0  # off: the authors' schedule
+    adapter, batch = make_adapter(), make_batch()
+    feats, logits = adapter.fc_run(torch.cat([batch.xs, batch.xt]), 1)
+    adapter.adv_scale = 0.0
+    total, parts = adapter.f_loss(batch, feats, logits)
+    assert torch.equal(total, parts["f_seg"]) and parts["f_adv"] > 0
+    adapter.adv_scale = 0.5
+    total, parts = adapter.f_loss(batch, feats, logits)
+    expected = parts["f_seg"] + 0.5 * 0.1 * (parts["f_adv"] + parts["f_aux"])
+    torch.testing.assert_close(total, expected)

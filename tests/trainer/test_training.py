@@ -46,7 +46,11 @@ def test_tiny_run_overfits_a_handful_of_images(data, tmp_path):
         p.name for p in out.iterdir()
     }
     checkpoint = load_checkpoint(out / "checkpoint.pt")
-    assert checkpoint.step == 150 and checkpoint.train_config["variant"] == "source-only"
+    # checkpoint.pt is the model selected on held-out source images: the best validation.
+    scores = {r["step"]: r["miou"] for r in records if r["type"] == "val"}
+    assert checkpoint.step == max(scores, key=lambda step: (scores[step], step))
+    assert checkpoint.metrics["source_val_miou"] == max(scores.values())
+    assert checkpoint.train_config["variant"] == "source-only"
     assert checkpoint.spec.input_size == (128, 64)
     assert "source_val_miou" in checkpoint.metrics
     # The run folder is never overwritten by a new run.
@@ -119,3 +123,21 @@ def test_torchrun_ddp_on_cpu(data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert load_checkpoint(run / "checkpoint.pt").step == 4
     assert [r["step"] for r in RunFolder(run).records() if r["type"] == "train"] == [1, 2, 3, 4]
+
+
+def test_checkpoint_is_the_source_val_selection_across_a_resume(data, tmp_path, monkeypatch):
+    # Scripted source-val scores: the best comes first, so a "last model" checkpoint would fail.
+    from genadapt.trainer import train as train_module
+
+    scores = iter([30.0, 20.0, 25.0, 30.0])
+    monkeypatch.setattr(train_module, "validate", lambda *args: next(scores))
+    run = tmp_path / "run"
+    assert cli(args_for(data, run, "--variant", "source-only")) == 0  # val at 2 and 4
+    checkpoint = load_checkpoint(run / "checkpoint.pt")
+    assert checkpoint.step == 2 and checkpoint.metrics["source_val_miou"] == 30.0
+    # Resumed to 8 iterations: 25 at step 6 does not beat the 30 logged before the resume;
+    # 30 again at step 8 ties it and wins, as the longer-trained model.
+    assert cli(["--resume", str(run), "--iterations", "6"]) == 0
+    assert load_checkpoint(run / "checkpoint.pt").step == 2
+    assert cli(["--resume", str(run), "--iterations", "8"]) == 0
+    assert load_checkpoint(run / "checkpoint.pt").step == 8
