@@ -54,3 +54,12 @@ def test_subset_miou_of_a_19_way_head():
     assert summary["miou"]["synthia13"] == 100.0
     assert summary["miou"]["cityscapes19"] == round(100 * (17 + 0.5) / 19, 2)
     assert summary["per_class_iou"]["terrain"] == 0.0
+
+
+def test_the_summary_counts_the_classes_each_miou_averages():
+    m = ConfusionMatrix(19)
+    gt = torch.tensor([i for i in range(19) if i not in (16, 17)])  # no train, no motorcycle
+    m.update(gt, gt.clone())
+    summary = summarize(m, CITYSCAPES19, [CITYSCAPES19, SYNTHIA16])
+    assert summary["classes_scored"] == {"cityscapes19": 17, "synthia16": 15}
+    assert summary["miou"]["cityscapes19"] == 100.0  # a mean over the 17, not the 19

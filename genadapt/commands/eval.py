@@ -141,6 +141,7 @@ def get_table_parser() -> argparse.ArgumentParser:
 
 def main_table(args: argparse.Namespace) -> int:
     values: dict[tuple[str, str], list[float]] = {}
+    scored: set[int] = set()
     for spec in args.reports:
         key, sep, path = spec.partition("=")
         method, colon, dataset = key.partition(":")
@@ -150,17 +151,27 @@ def main_table(args: argparse.Namespace) -> int:
         if args.subset not in report["miou"]:
             raise GenadaptError(f"{path} has no mIoU over {args.subset}: {list(report['miou'])}")
         values.setdefault((method, dataset), []).append(report["miou"][args.subset])
-    table = mean_std_table(values, args.subset)
+        if args.subset in report.get("classes_scored", {}):  # reports from before it: unknown
+            scored.add(report["classes_scored"][args.subset])
+    table = mean_std_table(values, args.subset, scored)
     print(table, end="")
     if args.out:
         atomic_write_bytes(args.out, table.encode())
     return 0
 
 
-def mean_std_table(values: dict[tuple[str, str], list[float]], subset: str) -> str:
+def mean_std_table(
+    values: dict[tuple[str, str], list[float]], subset: str, scored: set[int] | None = None
+) -> str:
+    """Mean ± std per method and dataset; the header says how many classes each mIoU averages
+    when the reports say so (e.g. 17 of cityscapes19 on the built-in scenes)."""
     methods = list(dict.fromkeys(m for m, _ in values))
     datasets = list(dict.fromkeys(d for _, d in values))
-    rows = [f"| mIoU ({subset}) | {' | '.join(datasets)} |", "|---|" + "---|" * len(datasets)]
+    over = ""
+    if scored:
+        counts = "/".join(str(n) for n in sorted(scored))
+        over = f", mean over {counts} classes"
+    rows = [f"| mIoU ({subset}{over}) | {' | '.join(datasets)} |", "|---|" + "---|" * len(datasets)]
     for method in methods:
         cells = []
         for dataset in datasets:

@@ -1,0 +1,65 @@
+"""The sweep: runs per name and seed, their evaluations, the summary, and picking up again."""
+
+import json
+
+import pytest
+
+from genadapt.errors import GenadaptError
+from genadapt.scenes.generate import generate_scenes
+from genadapt.trainer.sweep import main, parse_run
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes")
+    generate_scenes(root, size=(64, 32), source=6, target_train=3, target_val=2, unseen=2,
+                    workers=1)  # fmt: skip
+    return root
+
+
+def test_a_sweep_trains_evaluates_summarizes_and_resumes(scenes, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    args = ["--data", str(scenes), "--out", str(out), "--preset", "cpu-tiny",
+            "--run", "source-only=source-only", "--run", "adapted=full",
+            "--seeds", "1", "2", "--eval", "target", "--jobs", "2"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["runs"]) == {"source-only-1", "source-only-2", "adapted-1", "adapted-2"}
+    for row in summary["runs"].values():
+        assert {"target", "source_val", "selected_step"} <= set(row)
+        assert row["classes_scored"] is not None
+    assert summary["names"]["adapted"]["target"]["n"] == 2
+    table = (out / "summary.md").read_text()
+    assert table == capsys.readouterr().out
+    assert "| adapted-2 |" in table and "gain over the same seed's source-only" in table
+
+    # Picking up again: a finished run is kept; one whose evaluation is missing is resumed
+    # (its saved state is complete, so it only evaluates) rather than trained again.
+    kept = (out / "adapted-1" / "checkpoint.pt").stat().st_mtime_ns
+    (out / "adapted-2" / "eval" / "target.json").unlink()
+    resumed = (out / "adapted-2" / "checkpoint.pt").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (out / "adapted-1" / "checkpoint.pt").stat().st_mtime_ns == kept
+    assert (out / "adapted-2" / "checkpoint.pt").stat().st_mtime_ns == resumed
+    assert (out / "adapted-2" / "eval" / "target.json").is_file()
+
+
+def test_a_failed_run_is_reported_and_the_others_finish(scenes, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("no_such_key: 1\n")
+    status = main(["--data", str(scenes), "--out", str(out), "--preset", "cpu-tiny",
+                   "--run", "source-only=source-only", "--run", f"broken=full:{bad}",
+                   "--seeds", "1", "--eval", "target", "--jobs", "1"])  # fmt: skip
+    assert status == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failed"] == ["broken-1"] and "target" in summary["runs"]["source-only-1"]
+    assert "unknown config key" in (out / "broken-1.log").read_text()
+
+
+def test_run_specs_are_checked(tmp_path):
+    assert parse_run("adapted=full") == ("adapted", "full", None)
+    with pytest.raises(GenadaptError, match="NAME=VARIANT"):
+        parse_run("adapted=fancy")
+    with pytest.raises(GenadaptError, match="no config file"):
+        parse_run(f"adapted=full:{tmp_path / 'missing.yaml'}")

@@ -1,0 +1,264 @@
+"""Many training runs and their evaluations, a few at a time: seeds, the ablation, tuning.
+
+    python -m genadapt.trainer.sweep --data DATA --out OUT --preset cpu-small \
+        --run source-only=source-only --run adapted=full --seeds 1 2 3 --eval target unseen
+
+DATA is a `genadapt-data scenes` folder (source/ in the GTA5 layout, the other looks in the
+Cityscapes layout). Each run `NAME-SEED` trains on DATA/source → DATA/<--adapt-to>, and its
+selected checkpoint (checkpoint.pt: source-val selection) is evaluated on the val split of every
+`--eval` look. A sweep picks up where it stopped: finished runs are kept, a run with a saved
+state is resumed, so a sweep can span sessions. Each run gets cores/jobs threads: small
+networks use two cores far better as two single-threaded runs than as one run on both.
+
+OUT/summary.json and OUT/summary.md hold, per run: the mIoU of each look, source-val mIoU of
+the selected checkpoint and its step; per name: mean ± std; and per seed, the gain of each name
+over `--baseline` on the same seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genadapt.errors import GenadaptError
+from genadapt.fileio import atomic_write_bytes
+from genadapt.trainer.config import VARIANTS
+
+log = logging.getLogger(__name__)
+SUBSET = "cityscapes19"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: a name (a model, e.g. "adapted"), a variant, an optional YAML."""
+
+    name: str
+    variant: str
+    seed: int
+    config: Path | None = None
+
+    @property
+    def folder(self) -> str:
+        return f"{self.name}-{self.seed}"
+
+
+@dataclass
+class Sweep:
+    data: Path
+    out: Path
+    preset: str
+    runs: list[RunSpec]
+    evals: list[str]
+    adapt_to: str = "target"
+    jobs: int = 2
+    extra: list[str] = field(default_factory=list)  # more genadapt-train flags for every run
+
+    def run_all(self) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        with ThreadPoolExecutor(self.jobs) as pool:
+            outcomes = list(pool.map(lambda spec: self.run_one(spec, threads), self.runs))
+        failed = [spec.folder for spec, ok in zip(self.runs, outcomes, strict=True) if not ok]
+        summary = summarize(self.out, self.runs, self.evals)
+        summary["failed"] = failed
+        atomic_write_bytes(self.out / "summary.json", json.dumps(summary, indent=2).encode())
+        atomic_write_bytes(self.out / "summary.md", summary_markdown(summary).encode())
+        return summary
+
+    def run_one(self, spec: RunSpec, threads: int) -> bool:
+        folder = self.out / spec.folder
+        reports = [folder / "eval" / f"{look}.json" for look in self.evals]
+        if all(r.is_file() for r in reports):
+            log.info("%s: done already", spec.folder)
+            return True
+        env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        workers = ["--set", f"num_workers={max(1, threads)}"]
+        if (folder / "resume.pt").is_file():
+            train = ["--resume", str(folder), *workers]
+        else:
+            shutil.rmtree(folder, ignore_errors=True)  # nothing saved yet: start it again
+            train = [
+                "--preset", self.preset, "--variant", spec.variant, "--seed", str(spec.seed),
+                "--source-root", str(self.data / "source"),
+                "--target-root", str(self.data / self.adapt_to),
+                "--out", str(folder), *workers, *self.extra,
+            ]  # fmt: skip
+            if spec.config is not None:
+                train += ["--config", str(spec.config)]
+        commands = [[sys.executable, "-m", "genadapt.trainer", *train]]
+        for look, report in zip(self.evals, reports, strict=True):
+            commands.append([
+                sys.executable, "-m", "genadapt.commands.eval", str(folder / "checkpoint.pt"),
+                "--dataset", "cityscapes", "--root", str(self.data / look), "--split", "val",
+                "--name", look, "--out", str(report.parent), "--workers", "1",
+            ])  # fmt: skip
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        log.info("%s: training (%d threads)", spec.folder, threads)
+        with open(self.out / f"{spec.folder}.log", "ab") as out:
+            for command in commands:
+                status = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+                if status.returncode != 0:
+                    log.error("%s failed (%s): see %s.log", spec.folder, command[2], spec.folder)
+                    return False
+        log.info("%s: done", spec.folder)
+        return True
+
+
+def summarize(out: Path, runs: list[RunSpec], evals: list[str]) -> dict:
+    """Per run, per name (mean ± std) and per seed (gains over the first name)."""
+    per_run: dict[str, dict] = {}
+    for spec in runs:
+        folder = out / spec.folder
+        row: dict = {"name": spec.name, "variant": spec.variant, "seed": spec.seed}
+        for look in evals:
+            report = folder / "eval" / f"{look}.json"
+            if report.is_file():
+                data = json.loads(report.read_text())
+                row[look] = data["miou"][SUBSET]
+                row["classes_scored"] = data.get("classes_scored", {}).get(SUBSET)
+        selected = _selected(folder)
+        if selected:
+            row |= selected
+        per_run[spec.folder] = row
+    names = list(dict.fromkeys(spec.name for spec in runs))
+    columns = [*evals, "source_val"]
+    per_name = {
+        name: {
+            column: _mean_std([r.get(column) for r in per_run.values() if r["name"] == name])
+            for column in columns
+        }
+        for name in names
+    }
+    return {"subset": SUBSET, "runs": per_run, "names": per_name, "baseline": names[0]}
+
+
+def _selected(folder: Path) -> dict | None:
+    """The step and source-val mIoU of checkpoint.pt, read from the run's metrics."""
+    metrics = folder / "metrics.jsonl"
+    if not metrics.is_file():
+        return None
+    vals = [json.loads(line) for line in metrics.read_text().splitlines() if '"val"' in line]
+    if not vals:
+        return None
+    best = max(vals, key=lambda r: (r["miou"], r["step"]))  # the trainer's rule: ties → later
+    return {"source_val": best["miou"], "selected_step": best["step"]}
+
+
+def _mean_std(values: list) -> dict | None:
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return None
+    std = float(v.std(ddof=1)) if v.size > 1 else None
+    return {"mean": round(float(v.mean()), 2), "std": std and round(std, 2), "n": int(v.size)}
+
+
+def summary_markdown(summary: dict) -> str:
+    runs, names = summary["runs"], summary["names"]
+    columns = list(next(iter(names.values())))
+    scored = {r.get("classes_scored") for r in runs.values()} - {None}
+    over = f", mean over {'/'.join(map(str, sorted(scored)))} classes" if scored else ""
+    lines = [
+        f"| mIoU ({summary['subset']}{over}) | {' | '.join(columns)} |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for name, cells in names.items():
+        lines.append(f"| {name} | {' | '.join(_cell(cells[c]) for c in columns)} |")
+    lines += ["", "Per seed (gain over the same seed's " + summary["baseline"] + "):", ""]
+    header = f"| run | {' | '.join(columns)} | selected step |"
+    lines += [header, "|---|" + "---|" * (len(columns) + 1)]
+    baseline = summary["baseline"]
+    for folder, row in runs.items():
+        base = runs.get(f"{baseline}-{row['seed']}", {})
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            if value is None:
+                cells.append("–")
+            elif row["name"] != baseline and base.get(column) is not None:
+                cells.append(f"{value:.1f} ({value - base[column]:+.1f})")
+            else:
+                cells.append(f"{value:.1f}")
+        lines.append(f"| {folder} | {' | '.join(cells)} | {row.get('selected_step', '–')} |")
+    if summary.get("failed"):
+        lines += ["", f"Failed: {', '.join(summary['failed'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(stats: dict | None) -> str:
+    if stats is None:
+        return "–"
+    if stats["n"] == 1:
+        return f"{stats['mean']:.1f}"
+    return f"{stats['mean']:.1f} ± {stats['std']:.1f} (n={stats['n']})"
+
+
+def parse_run(text: str) -> tuple[str, str, Path | None]:
+    """NAME=VARIANT[:CONFIG.yaml]"""
+    name, sep, rest = text.partition("=")
+    variant, _, config = rest.partition(":")
+    if not sep or not name or variant not in VARIANTS:
+        raise GenadaptError(
+            f"--run takes NAME=VARIANT[:CONFIG.yaml] with a variant of {VARIANTS}, got {text!r}"
+        )
+    if config and not Path(config).is_file():
+        raise GenadaptError(f"--run {name}: no config file {config}")
+    return name, variant, Path(config) if config else None
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m genadapt.trainer.sweep", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("--data", type=Path, required=True, help="a genadapt-data scenes folder")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--preset", default="cpu-small")
+    p.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        metavar="NAME=VARIANT[:YAML]",
+        help="a model to train per seed; the first is the baseline of the gains",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--eval", nargs="+", default=["target", "unseen"], help="looks to score")
+    p.add_argument("--adapt-to", default="target", help="the look adapted to (its train split)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a TrainConfig value for every new run (repeatable)")  # fmt: skip
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from genadapt.cli import run_cli, setup_logging
+
+    args = get_args_parser().parse_args(argv)
+    setup_logging(False)
+
+    def go() -> int:
+        runs = [
+            RunSpec(name, variant, seed, config)
+            for name, variant, config in map(parse_run, args.run)
+            for seed in args.seeds
+        ]
+        extra = [flag for kv in args.set for flag in ("--set", kv)]
+        sweep = Sweep(args.data, args.out, args.preset, runs, args.eval, args.adapt_to,
+                      args.jobs, extra)  # fmt: skip
+        summary = sweep.run_all()
+        print(summary_markdown(summary), end="")
+        return 1 if summary["failed"] else 0
+
+    return run_cli("sweep", go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
