@@ -29,7 +29,7 @@ IMAGE ?= genadapt:latest
 CONTAINER ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo image/podman)
 IMAGE_BUILD_ARGS ?=
 
-.PHONY: setup test lint demo results ablation tune clean image image-smoke gpu-wheels
+.PHONY: setup test lint demo results ablation results-docs tune clean image image-smoke gpu-wheels
 
 setup: $(VENV)/.installed
 
@@ -80,7 +80,8 @@ results: setup
 	test -f $(RESULTS)/data/manifest.json || $(BIN)/genadapt-data scenes --out $(RESULTS)/data \
 	  --size 512x256 --source 600 --target-train 600 --target-val 100 --unseen 100
 	$(SWEEP) --data $(RESULTS)/data --out $(RESULTS) --preset $(RESULTS_PRESET) \
-	  --run source-only=source-only --run adapted=full --seeds $(SEEDS) --eval target unseen
+	  --run source-only=source-only --run adapted=full --seeds $(SEEDS) --eval target unseen \
+	  --summary results-summary
 	$(BIN)/genadapt-eval retrieval $(RESULTS)/source-only-1/checkpoint.pt \
 	  $(RESULTS)/adapted-1/checkpoint.pt --source gta5 $(RESULTS)/data/source \
 	  --target cityscapes $(RESULTS)/data/target --out $(RESULTS)/retrieval
@@ -94,8 +95,22 @@ ablation: setup
 	  --size 512x256 --source 600 --target-train 600 --target-val 100 --unseen 100
 	$(SWEEP) --data $(RESULTS)/data --out $(RESULTS) --preset $(RESULTS_PRESET) \
 	  --run source-only=source-only --run feature-d=feature-d --run global-d=global-d \
-	  --run no-aux=no-aux --run adapted=full --seeds $(ABLATION_SEEDS) --eval target unseen
-	cp $(RESULTS)/summary.md $(RESULTS)/ablation.md
+	  --run no-aux=no-aux --run adapted=full --seeds $(ABLATION_SEEDS) --eval target unseen \
+	  --summary ablation
+
+# Copy the reports of `make results` and `make ablation` into docs/results/ (committed).
+DOCS_RESULTS ?= docs/results
+results-docs:
+	mkdir -p $(DOCS_RESULTS)
+	for run in $(RESULTS)/*-[0-9]*/; do name=$$(basename $$run); \
+	  for look in target unseen; do test -f $$run/eval/$$look.json && \
+	    cp $$run/eval/$$look.json $(DOCS_RESULTS)/$$name-$$look.json; done; \
+	  case $$name in *-1) cp $$run/curves.png $(DOCS_RESULTS)/curves-$$name.png;; esac; \
+	done; true
+	cp $(RESULTS)/data/manifest.json $(DOCS_RESULTS)/data-manifest.json
+	cp $(RESULTS)/results.md $(RESULTS)/results-summary.* $(RESULTS)/retrieval/retrieval.json \
+	  $(RESULTS)/retrieval/retrieval.png $(DOCS_RESULTS)/
+	test ! -f $(RESULTS)/ablation.md || cp $(RESULTS)/ablation.* $(DOCS_RESULTS)/
 
 tune: setup
 	test -f $(TUNE)/data/manifest.json || $(BIN)/genadapt-data scenes --out $(TUNE)/data \

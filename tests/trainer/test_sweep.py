@@ -50,9 +50,11 @@ def test_a_failed_run_is_reported_and_the_others_finish(scenes, tmp_path, capsys
     bad.write_text("no_such_key: 1\n")
     status = main(["--data", str(scenes), "--out", str(out), "--preset", "cpu-tiny",
                    "--run", "source-only=source-only", "--run", f"broken=full:{bad}",
-                   "--seeds", "1", "--eval", "target", "--jobs", "1"])  # fmt: skip
+                   "--seeds", "1", "--eval", "target", "--jobs", "1",
+                   "--summary", "tuning"])  # fmt: skip
     assert status == 1
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "tuning.json").read_text())
+    assert "Failed: broken-1" in (out / "tuning.md").read_text()
     assert summary["failed"] == ["broken-1"] and "target" in summary["runs"]["source-only-1"]
     assert "unknown config key" in (out / "broken-1.log").read_text()
 
