@@ -33,6 +33,7 @@ from genadapt.trainer.train import build_data, train
 
 log = logging.getLogger(__name__)
 # Settings that may change when a run is resumed; anything else would change the experiment.
+PAPER_PRESETS = ("paper", "paper-fast")
 RESUMABLE_OVERRIDES = {"iterations", "device", "num_workers", "log_every", "tensorboard"}
 
 
@@ -99,6 +100,13 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError("give --out RUN_DIR for a new run, or --resume RUN_DIR")
         config = resolve_config(args.preset, args.config, overrides)
         run = RunFolder(args.out)
+        if args.preset in PAPER_PRESETS and not config.vgg_weights:
+            # The paper's numbers start F from ImageNet; from scratch they are not reproducible.
+            raise ConfigError(
+                f"the {args.preset!r} preset starts F from ImageNet VGG16, as the paper: give "
+                "--vgg-weights FILE (torchvision or Caffe layout), or --vgg-weights scratch to "
+                "train from scratch knowingly"
+            )
     for key in ("source_root", "target_root"):
         if not getattr(config, key) and not (
             key == "target_root" and config.variant == "source-only"

@@ -28,6 +28,8 @@ from genadapt.trainer.data import StepDataset, step_loader, to_device_batch
 from genadapt.trainer.run import RunFolder, restore
 from genadapt.vgg_import import load_vgg16_weights
 
+SCRATCH = "scratch"  # vgg_weights: F from scratch, said explicitly (the paper presets ask)
+
 log = logging.getLogger(__name__)
 
 
@@ -171,7 +173,7 @@ def build_adapter(config: TrainConfig, ctx: Context, run: RunFolder, resume: boo
     torch.manual_seed(config.seed + ctx.rank)
     space = get_label_space(config.label_space)
     model = build_model(ModelConfig(space.num_classes, config.width, config.padding))
-    if config.vgg_weights and not resume:
+    if config.vgg_weights not in ("", SCRATCH) and not resume:
         load_vgg16_weights(model, config.vgg_weights)
     adapter = Adapter(model, config)
     fmt = torch.channels_last if ctx.cuda and config.channels_last else torch.contiguous_format

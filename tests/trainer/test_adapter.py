@@ -133,6 +133,8 @@ def test_a_weight_the_variant_has_no_term_for_is_refused(variant, key):
     with pytest.raises(ConfigError, match=f"no {key} term"):
         resolve_config("cpu-tiny", overrides={"variant": variant, key: 0.5})
     assert getattr(resolve_config(None, overrides={"variant": variant, key: 0}), key) == 0
+    # A preset's weights (cpu-small: α = β = 0.03) are starting points, not a request.
+    assert getattr(resolve_config("cpu-small", overrides={"variant": variant}), key) == 0
 
 
 def test_no_aux_has_a_discriminator_without_the_pixel_head():

@@ -57,3 +57,13 @@ def test_bad_data_leaves_no_run_folder(tmp_path):
             str(tmp_path), "--out", str(out)]  # fmt: skip
     assert cli(args) == 2
     assert not out.exists()
+
+
+def test_the_paper_presets_ask_for_imagenet_weights(tmp_path, capsys):
+    from genadapt.trainer.cli import cli
+
+    args = ["--preset", "paper", "--source-root", str(tmp_path), "--target-root", str(tmp_path),
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert cli(args) == 2
+    assert "--vgg-weights FILE" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
