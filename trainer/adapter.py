@@ -7,6 +7,10 @@ F runs once on [Xs; Xt]: its weights do not change before the F/C step, so the s
 feed the D step (detached), the G step (detached) and the F/C step (with gradients). G's output
 from before its update feeds the D and G steps; the F/C step recomputes G and D with their new
 weights, frozen by `requires_grad_(False)` so that gradients reach F through them.
+
+How the losses are reduced is the config's `loss_reduction`: the authors' sums over pixels
+("sum", under which α and β act as 0.0016) or per-pixel means ("mean"); the logged losses are
+in the same units, so a summed run logs per-image sums.
 """
 
 from __future__ import annotations
