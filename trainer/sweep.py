@@ -66,10 +66,11 @@ class Sweep:
     jobs: int = 2
     extra: list[str] = field(default_factory=list)  # more genadapt-train flags for every run
     summary_name: str = "summary"  # OUT/<name>.json and .md: sweeps may share a folder
+    threads: int | None = None  # per run; default: the cores shared among the jobs
 
     def run_all(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
-        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        threads = self.threads or max(1, (os.cpu_count() or 1) // self.jobs)
         with ThreadPoolExecutor(self.jobs) as pool:
             outcomes = list(pool.map(lambda spec: self.run_one(spec, threads), self.runs))
         failed = [spec.folder for spec, ok in zip(self.runs, outcomes, strict=True) if not ok]
@@ -239,6 +240,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapt-to", default="target", help="the look adapted to (its train split)")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
     p.add_argument("--summary", default="summary", help="name of the summary files in OUT")
+    p.add_argument("--threads", type=int, default=None, help="per run (default: cores/jobs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a TrainConfig value for every new run (repeatable)")  # fmt: skip
     return p
@@ -258,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         extra = [flag for kv in args.set for flag in ("--set", kv)]
         sweep = Sweep(args.data, args.out, args.preset, runs, args.eval, args.adapt_to,
-                      args.jobs, extra, args.summary)  # fmt: skip
+                      args.jobs, extra, args.summary, args.threads)  # fmt: skip
         summary = sweep.run_all()
         print(summary_markdown(summary), end="")
         return 1 if summary["failed"] else 0
