@@ -103,15 +103,21 @@ class RunFolder:
         )
         save_checkpoint(checkpoint, self.checkpoint_path)
 
-    def best_source_val(self, until: int) -> float:
-        """The best source-val mIoU logged up to `until`: the score checkpoint.pt was selected
-        with, so that a resumed run keeps selecting against it."""
-        scores = [
-            r["miou"]
+    def selected_validation(self, until: float = float("inf")) -> dict[str, Any] | None:
+        """The validation record checkpoint.pt was selected at, among those logged up to
+        `until`: the best source-val mIoU, ties going to the later step (the trainer's rule)."""
+        vals = [
+            r
             for r in self.records()
             if r["type"] == "val" and r["step"] <= until and r["miou"] == r["miou"]  # not NaN
         ]
-        return max(scores, default=float("-inf"))
+        return max(vals, key=lambda r: (r["miou"], r["step"]), default=None)
+
+    def best_source_val(self, until: int) -> float:
+        """The score checkpoint.pt was selected with, so that a resumed run keeps selecting
+        against it."""
+        selected = self.selected_validation(until)
+        return selected["miou"] if selected else float("-inf")
 
     def check_resumable(self) -> None:
         if not self.resume_path.is_file():

@@ -36,6 +36,7 @@ import numpy as np
 from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write_bytes
 from genadapt.trainer.config import VARIANTS
+from genadapt.trainer.run import RunFolder
 
 log = logging.getLogger(__name__)
 SUBSET = "cityscapes19"
@@ -150,14 +151,8 @@ def summarize(out: Path, runs: list[RunSpec], evals: list[str]) -> dict:
 
 def _selected(folder: Path) -> dict | None:
     """The step and source-val mIoU of checkpoint.pt, read from the run's metrics."""
-    metrics = folder / "metrics.jsonl"
-    if not metrics.is_file():
-        return None
-    vals = [json.loads(line) for line in metrics.read_text().splitlines() if '"val"' in line]
-    if not vals:
-        return None
-    best = max(vals, key=lambda r: (r["miou"], r["step"]))  # the trainer's rule: ties → later
-    return {"source_val": best["miou"], "selected_step": best["step"]}
+    selected = RunFolder(folder).selected_validation()
+    return {"source_val": selected["miou"], "selected_step": selected["step"]} if selected else None
 
 
 def _mean_std(values: list) -> dict | None:
