@@ -29,7 +29,7 @@ IMAGE ?= genadapt:latest
 CONTAINER ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo image/podman)
 IMAGE_BUILD_ARGS ?=
 
-.PHONY: setup test lint demo results ablation results-docs tune clean image image-smoke gpu-wheels
+.PHONY: setup test lint demo results ablation results-docs tune clean image image-smoke gpu-wheels gpu-genadapt-wheel
 
 setup: $(VENV)/.installed
 
@@ -137,18 +137,30 @@ image-smoke: setup
 	  GENADAPT_IMAGE=localhost/genadapt:smoke GENADAPT_CONTAINER=image/podman \
 	    $(PY) -m pytest -q -p no:cacheprovider tests/image
 
-# The wheels benchmarks/gpu_check.sh installs on a GPU machine (CPython 3.12, x86-64); the
-# 255 MB onnxruntime-gpu wheel is split into 58 MB parts so that each fits one transfer.
+# The wheels benchmarks/gpu_check.sh installs on a GPU machine (CPython 3.12, x86-64), packed
+# for the device tool, whose every call carries at most 64 MiB with the working tree: one tar of
+# the third-party wheels in 62 MiB parts, .whl/carry/1 … 4, one part per call, checked against
+# its sha256 on arrival; genadapt's own wheel, rebuilt on every run of this target, travels with
+# the last part, so that a fix made between two GPU runs is in the second.
 GPU_WHEELS ?= .whl
 gpu-wheels: setup
-	mkdir -p $(GPU_WHEELS)
+	rm -rf $(GPU_WHEELS) && mkdir -p $(GPU_WHEELS)/third-party $(GPU_WHEELS)/carry
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
 	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
 	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-	  -d $(GPU_WHEELS) -r benchmarks/gpu-requirements.txt
-	$(PY) -m pip wheel --quiet --no-deps -w $(GPU_WHEELS) .
-	cd $(GPU_WHEELS) && for w in onnxruntime_gpu-*.whl; do \
-	  sha256sum $$w > $$w.sha256 && split -b 58m $$w $$w.part- && rm $$w; done
+	  -d $(GPU_WHEELS)/third-party -r benchmarks/gpu-requirements.txt
+	tar -cf $(GPU_WHEELS)/gpu-wheels.tar -C $(GPU_WHEELS)/third-party .
+	cd $(GPU_WHEELS) && sha256sum gpu-wheels.tar >gpu-wheels.tar.sha256 && \
+	  split -b 62m gpu-wheels.tar gpu-wheels.tar.part- && rm gpu-wheels.tar
+	n=0; for part in $(GPU_WHEELS)/gpu-wheels.tar.part-*; do n=$$((n + 1)); \
+	  mkdir -p $(GPU_WHEELS)/carry/$$n && mv $$part $(GPU_WHEELS)/carry/$$n/; done; \
+	  mv $(GPU_WHEELS)/gpu-wheels.tar.sha256 $(GPU_WHEELS)/carry/$$n/
+	$(MAKE) gpu-genadapt-wheel
+
+# genadapt's wheel alone, into the last carry folder (after a fix, between two GPU runs).
+gpu-genadapt-wheel: setup
+	last=$$(ls -d $(GPU_WHEELS)/carry/* | sort -n | tail -1) && rm -f $$last/genadapt-*.whl && \
+	  $(PY) -m pip wheel --quiet --no-deps -w $$last .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

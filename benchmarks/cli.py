@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,53 @@ def bench_eval(
 ) -> dict:
     results = run_eval(checkpoint, device, backend, images, label_size, workers)
     return reports.write(name, results, eval_markdown(results))
+
+
+def cmd_gpu_report(args: argparse.Namespace) -> dict:
+    """The reports of a GPU check's archives (a rerun's after the first run's, so that a
+    rerun's reports replace the first's) as JSON, Markdown and the chart, in one folder."""
+    from genadapt.benchmarks.targets import assess_targets, targets_markdown
+
+    reports = Reports(args.out)
+    found: dict[str, dict] = {}
+    checks: dict = {}
+    for archive_path in args.archives:
+        with tarfile.open(archive_path) as archive:
+            for member in archive.getmembers():
+                stream = archive.extractfile(member) if member.isfile() else None
+                name = Path(member.name).name
+                if stream is None or not name.endswith(".json") or name == "targets.json":
+                    continue
+                data = json.loads(stream.read())
+                if name == "checks.json":  # merged: a rerun's checks replace the first run's
+                    checks = {**checks, **data, "checks": checks.get("checks", {}) | data["checks"]}
+                else:
+                    found[name.removesuffix(".json")] = data
+    if not checks:
+        raise GenadaptError(f"no checks.json in {[str(a) for a in args.archives]}")
+    writers = {
+        "table3": table3_markdown,
+        "pipeline": pipeline_markdown,
+        "http": http_markdown,
+        "eval": eval_markdown,
+    }
+    for name, data in found.items():
+        markdown = writers[name](data) if name in writers else f"```json\n{json.dumps(data)}\n```\n"
+        reports.write(name, data, markdown)
+    reports.write("checks", checks, _checks_markdown(checks))
+    if "table3" in found:
+        table3_chart(found["table3"], reports.out / "table3.png")
+    targets = assess_targets(reports.out)
+    return reports.write("targets", targets, "# GPU targets\n\n" + targets_markdown(targets))
+
+
+def _checks_markdown(checks: dict) -> str:
+    env = checks.get("environment", {})
+    lines = [f"# GPU check on {env.get('device', '?')}", "", "| check | status | seconds |"]
+    lines.append("|---|---|---|")
+    for name, check in checks["checks"].items():
+        lines.append(f"| {name} | {check['status']} | {check.get('seconds', '–')} |")
+    return "\n".join(lines) + "\n"
 
 
 # ---- the command line --------------------------------------------------------------------
@@ -242,7 +290,7 @@ def cmd_suite(args: argparse.Namespace) -> dict:
 def cmd_gpu_check(args: argparse.Namespace) -> dict:
     from genadapt.benchmarks.gpu_check import run_gpu_check
 
-    results = run_gpu_check(args.out, _device(args.device), args.quick, args.budget_s)
+    results = run_gpu_check(args.out, _device(args.device), args.quick, args.budget_s, args.only)
     failed = [name for name, c in results["checks"].items() if c["status"] != "PASS"]
     if failed:
         raise GenadaptError(f"gpu-check: not passed: {', '.join(failed)} (see {args.out})")
@@ -287,6 +335,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gpu-check", help="every GPU path once: PASS/FAIL lines, log, archive")
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--budget-s", type=float, default=480, help="checks left after this: SKIP")
+    g.add_argument("--only", nargs="+", metavar="CHECK", help="run these checks alone (a rerun)")
+    r = sub.add_parser("gpu-report", help="a GPU check's archives → a results folder")
+    r.add_argument("archives", type=Path, nargs="+", help="gpu-check.tar.gz, first run first")
+    r.add_argument("--out", type=Path, required=True, help="benchmarks/results/<gpu>")
     for sp in (t, pl, h, e, s, g):
         sp.add_argument("--device", default="auto")
         sp.add_argument("--quick", action="store_true", help="tiny sizes, under a minute on a CPU")
@@ -303,6 +355,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "suite": cmd_suite,
     "gpu-check": cmd_gpu_check,
+    "gpu-report": cmd_gpu_report,
 }
 
 

@@ -14,7 +14,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genadapt.benchmarks.timing import environment, summarize, sync, watching_the_machine
+from genadapt.benchmarks.timing import (
+    environment,
+    summarize,
+    sync,
+    time_calls,
+    watching_the_machine,
+)
 from genadapt.checkpoint import Checkpoint
 from genadapt.errors import GenadaptError
 from genadapt.imaging import decode_image, encode_png, logits_to_labels, resize_rgb
@@ -76,7 +82,23 @@ def run_pipeline(checkpoint: Checkpoint, backends: list[str], reps: int, device:
         with watching_the_machine() as results["machine"][backend]:
             _measure(data, seg, backend, reps, stages)
         results["backends"][backend] = {k: summarize(v) for k, v in stages.items()}
+    if "torch" in backends:
+        results["host_to_host"] = host_to_host(checkpoint, device, data, reps)
     return results
+
+
+def host_to_host(checkpoint: Checkpoint, device: str, data: bytes, reps: int) -> dict:
+    """A decoded 2048×1024 uint8 frame on the host → its 2048×1024 label map on the host, with
+    either upsampling: upload, resize (on the GPU there), network, upsample + argmax, copy back.
+    What a camera pipeline that decodes elsewhere pays per frame (no JPEG, no PNG)."""
+    frame = decode_image(data)
+    rows = {"input": f"{frame.shape[1]}x{frame.shape[0]} uint8 RGB on the host"}
+    output = (frame.shape[1], frame.shape[0])
+    for upsample in ("bilinear", "nearest"):
+        seg = TorchSegmenter.from_checkpoint(checkpoint, device, upsample=upsample)
+        samples = time_calls(lambda s=seg: s.segment([frame], output), device, 3, reps)
+        rows[f"torch {upsample}"] = summarize(samples) | {"segmenter": seg.describe()}
+    return rows
 
 
 def _segmenter(checkpoint: Checkpoint, backend: str, device: str):

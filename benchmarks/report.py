@@ -185,6 +185,15 @@ def pipeline_markdown(results: dict) -> str:
         ]
         title = f"{backend} ({machine_note(results.get('machine', {}).get(backend))})"
         lines.append(rows_markdown(title, rows, ["stage", "p50 ms", "p90 ms"]))
+    host = dict(results.get("host_to_host", {}))
+    if host:
+        rows = [
+            {"path": name, "p50 ms": v["p50_ms"], "p90 ms": v["p90_ms"], "min ms": v["min_ms"]}
+            for name, v in host.items()
+            if isinstance(v, dict)
+        ]
+        title = f"Decoded frame to label map: {host['input']} in, labels on the host out"
+        lines.append(rows_markdown(title, rows, ["path", "p50 ms", "p90 ms", "min ms"]))
     lines += contended_warning(results)
     return "\n".join(lines) + "\n"
 

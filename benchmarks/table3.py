@@ -122,8 +122,9 @@ def eval_backends(cfg: BenchConfig, size: tuple[int, int]) -> list[tuple[str, st
     if not cuda:  # the labels graph (upsampling and argmax inside), fp32 and INT8 for CPUs
         for precision in ("fp32", "int8"):
             entries.append(("onnxruntime labels", precision, _labels_graph(checkpoint, precision)))
-    for precision in ("fp32", "tf32"):  # the CUDA provider runs TF32 unless told not to
-        factory = _onnxruntime(checkpoint, "cuda", tf32=precision == "tf32") if cuda else no_gpu
+    # The CUDA provider runs TF32 unless told not to; fp16 is an fp16 graph run channels-last.
+    for precision in ("fp32", "tf32", "fp16+nhwc"):
+        factory = _onnxruntime(checkpoint, "cuda", precision) if cuda else no_gpu
         entries.append(("onnxruntime-cuda", precision, factory))
     try:
         import tensorrt  # noqa: F401
@@ -173,7 +174,7 @@ def _graphed(forward: Callable, x: torch.Tensor) -> Callable:
     return lambda _x: graph.replay()
 
 
-def _onnxruntime(checkpoint: Checkpoint, device: str, tf32: bool = False):
+def _onnxruntime(checkpoint: Checkpoint, device: str, precision: str = "fp32"):
     try:
         from genadapt.runtime.ort_providers import choose_providers, import_onnxruntime
 
@@ -184,16 +185,22 @@ def _onnxruntime(checkpoint: Checkpoint, device: str, tf32: bool = False):
         return "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu alone)"
 
     graph = None  # exported once, on first use, for every batch size
+    fp16 = precision.startswith("fp16")
 
     def factory(batch: int):
         nonlocal graph
-        graph = graph or export_graph(checkpoint.build_model(), "logits", checkpoint.spec)
+        if graph is None:  # an fp16 graph is traced on the GPU: CPU half convolutions crawl
+            model = checkpoint.build_model().to(device if fp16 else "cpu")
+            graph = export_graph(model, "logits", checkpoint.spec, fp16=fp16)
         data = graph.data
         before = _device_used_bytes() if device == "cuda" else 0
-        providers = choose_providers(device, ort.get_available_providers(), tf32=tf32)
+        providers = choose_providers(
+            device, ort.get_available_providers(), tf32=precision == "tf32", nhwc=fp16
+        )
         session = ort.InferenceSession(data, providers=providers)
         w, h = checkpoint.spec.input_size
-        x = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32)
+        dtype = np.float16 if fp16 else np.float32
+        x = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(dtype)
         binding = session.io_binding()
         if device == "cuda":  # device-resident input and output: time the network, not copies
             binding.bind_ortvalue_input("input", ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))

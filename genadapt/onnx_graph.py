@@ -9,6 +9,7 @@ Static H×W, dynamic batch. Only F+C is traced: G and D do not exist at test tim
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from dataclasses import dataclass
@@ -49,17 +50,13 @@ class OnnxGraph:
     opset: int
 
 
-def graph_io(flavour: str, spec: ModelSpec) -> GraphIO:
+def graph_io(flavour: str, spec: ModelSpec, fp16: bool = False) -> GraphIO:
     width, height = spec.input_size
     if flavour == "logits":
         k = spec.label_space.num_classes
+        dtype = "float16" if fp16 else "float32"
         return GraphIO(
-            "input",
-            "float32",
-            [BATCH, 3, height, width],
-            "logits",
-            "float32",
-            [BATCH, k, height, width],
+            "input", dtype, [BATCH, 3, height, width], "logits", dtype, [BATCH, k, height, width]
         )
     out_w, out_h = spec.output_size
     return GraphIO(
@@ -103,21 +100,31 @@ class LabelsGraph(nn.Module):
 
 
 def export_graph(
-    model: FCN8s, flavour: str, spec: ModelSpec, opset: int = DEFAULT_OPSET
+    model: FCN8s, flavour: str, spec: ModelSpec, opset: int = DEFAULT_OPSET, fp16: bool = False
 ) -> OnnxGraph:
     """F+C as an ONNX graph in `flavour`, at `spec`'s input size (and, for labels, its
-    normalization, upsampling and output size)."""
+    normalization, upsampling and output size).
+
+    `fp16` (logits flavour only) exports the network in half precision, input and output
+    included: what a GPU runtime without its own fp16 builder (ONNX Runtime's CUDA provider)
+    needs for tensor-core speed. It is traced on the model's device, so a CUDA model traces
+    on the GPU."""
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
-    io_spec = graph_io(flavour, spec)
+    if fp16 and flavour != "logits":
+        raise ValueError("an fp16 graph is exported in the logits flavour only")
+    io_spec = graph_io(flavour, spec, fp16)
     model = model.eval()
+    if fp16:
+        model = copy.deepcopy(model).half()
     if flavour == "logits":
         module: nn.Module = model
     else:
         out_w, out_h = spec.output_size
         module = LabelsGraph(model, spec.normalization, spec.upsample, (out_h, out_w)).eval()
-    dtype = torch.uint8 if io_spec.input_dtype == "uint8" else torch.float32
-    example = torch.zeros(1, *io_spec.input_shape[1:], dtype=dtype)
+    dtype = {"uint8": torch.uint8, "float16": torch.float16}.get(io_spec.input_dtype, torch.float32)
+    device = next(model.parameters()).device
+    example = torch.zeros(1, *io_spec.input_shape[1:], dtype=dtype, device=device)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter: fast, one self-contained file, opset 17 and up.

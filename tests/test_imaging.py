@@ -180,6 +180,40 @@ def test_colorize_overlay_and_png():
     np.testing.assert_array_equal(decoded, labels)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (1024, 2048), (1024, 2048, 3), (777, 333, 3)])
+def test_encode_png_round_trips_through_pillow(shape):
+    """Our own PNG writer (one stripe, or several deflated in threads and joined) must decode,
+    CRCs and zlib check value included, to exactly the array it was given."""
+    from genadapt.imaging import PNG_STRIPE_BYTES
+
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(0, 19, (shape[0] // 16 + 1, shape[1] // 16 + 1), dtype=np.uint8)
+    labels = np.kron(blocks, np.ones((16, 16), np.uint8))[: shape[0], : shape[1]]
+    speckle = rng.random(labels.shape) < 0.02
+    labels[speckle] = rng.integers(0, 255, int(speckle.sum()), dtype=np.uint8)
+    array = labels if len(shape) == 2 else CITYSCAPES19.palette_array()[labels % 19]
+    assert array.shape == shape
+    if array.nbytes > 2 * PNG_STRIPE_BYTES:
+        assert len(_idat_sync_points(encode_png(array))) >= 2  # really written in stripes
+    image = Image.open(io.BytesIO(encode_png(array)))
+    image.load()
+    assert image.mode == ("L" if len(shape) == 2 else "RGB")
+    np.testing.assert_array_equal(np.asarray(image), array)
+
+
+def _idat_sync_points(png: bytes) -> list[int]:
+    """Offsets of the empty stored blocks that zlib's sync flush leaves between stripes."""
+    start = png.index(b"IDAT") + 4
+    body = png[start : start + int.from_bytes(png[start - 8 : start - 4], "big")]
+    return [i for i in range(len(body) - 4) if body[i : i + 4] == b"\x00\x00\xff\xff"]
+
+
+def test_encode_png_refuses_what_it_cannot_write():
+    for bad in (np.zeros((2, 2), np.uint16), np.zeros((2, 2, 4), np.uint8), np.zeros(4, np.uint8)):
+        with pytest.raises(ValueError, match="uint8"):
+            encode_png(bad)
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_network_input_is_the_same_with_or_without_a_photo(fmt):
     from genadapt.imaging import network_input, network_input_and_photo

@@ -119,10 +119,14 @@ def tensorrt_options(
     }
 
 
-def cuda_options(tf32: bool = True) -> dict[str, object]:
+def cuda_options(tf32: bool = True, nhwc: bool = False) -> dict[str, object]:
     """Options of the CUDA execution provider. `use_tf32` defaults to on in ONNX Runtime, so a
-    strict fp32 measurement must turn it off."""
-    return {"use_tf32": int(tf32)}
+    strict fp32 measurement must turn it off. `prefer_nhwc` runs convolutions channels-last,
+    the layout Hopper's tensor cores want for fp16."""
+    options: dict[str, object] = {"use_tf32": int(tf32)}
+    if nhwc:
+        options["prefer_nhwc"] = 1
+    return options
 
 
 def choose_providers(
@@ -131,6 +135,7 @@ def choose_providers(
     *,
     tensorrt: dict[str, object] | None = None,
     tf32: bool = True,
+    nhwc: bool = False,
 ) -> list:
     """Execution providers for `device` ('cpu', 'cuda' or 'tensorrt'), best first, each GPU
     provider with its options; a clear error when the installed ONNX Runtime lacks it."""
@@ -147,4 +152,4 @@ def choose_providers(
     providers: list = []
     if device == "tensorrt":
         providers.append(("TensorrtExecutionProvider", tensorrt or {}))
-    return [*providers, ("CUDAExecutionProvider", cuda_options(tf32)), "CPUExecutionProvider"]
+    return [*providers, ("CUDAExecutionProvider", cuda_options(tf32, nhwc)), "CPUExecutionProvider"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 
 from genadapt.checkpoint import Checkpoint, load_checkpoint
 from genadapt.imaging import Upsample, logits_to_labels
@@ -59,9 +60,28 @@ class TorchSegmenter(Segmenter):
     def from_path(cls, path: str | Path, device: str = "cpu", **kwargs) -> TorchSegmenter:
         return cls.from_checkpoint(load_checkpoint(path), device, **kwargs)
 
+    def segment(
+        self, images: list[np.ndarray], output_size: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """As `Segmenter.segment`; on a GPU, same-sized images go up as they are and are resized
+        there (antialiased bilinear, as Pillow's), inside the CUDA graph: a 2048×1024 frame then
+        costs one upload and no CPU resize."""
+        shapes = {np.shape(img) for img in images}
+        if self.torch_device.type != "cuda" or len(shapes) != 1:
+            return super().segment(images, output_size)
+        first = np.asarray(images[0])
+        batch = first[None] if len(images) == 1 else np.stack([np.asarray(i) for i in images])
+        return self.run(batch, output_size or self.spec.output_size)
+
     def _labels(self, image: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
-        """uint8 (N, H, W, 3) on the device → uint8 labels (N, out_H, out_W) on the device."""
-        x = image.permute(0, 3, 1, 2).float().div_(255).sub_(self.mean).div_(self.std)
+        """uint8 (N, H, W, 3) on the device → uint8 labels (N, out_H, out_W) on the device. An
+        image not at the network size is resized here first (see `segment`)."""
+        x = image.permute(0, 3, 1, 2).float()
+        width, height = self.spec.input_size
+        if x.shape[-2:] != (height, width):
+            # Rounded as Pillow's uint8 result is, so that both paths see the same pixels.
+            x = F.interpolate(x, (height, width), mode="bilinear", antialias=True).round_()
+        x = x.div_(255).sub_(self.mean).div_(self.std)
         if self.torch_device.type == "cuda":
             x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
         return logits_to_labels(self.model(x), output_size, self.spec.upsample)

@@ -33,7 +33,7 @@ def test_table3_quick_writes_every_row(tmp_path):
     rows = {(r["backend"], r["precision"], r["batch"]): r for r in entry["eval"]}
     expected = {(b, p) for b in ("torch",) for p in ("fp32", "tf32", "fp16", "fp16+cudagraph")}
     expected |= {("onnxruntime", "fp32"), ("tensorrt", "fp16")}
-    expected |= {("onnxruntime-cuda", "fp32"), ("onnxruntime-cuda", "tf32")}
+    expected |= {("onnxruntime-cuda", p) for p in ("fp32", "tf32", "fp16+nhwc")}
     if not torch.cuda.is_available():  # the labels graph, fp32 and INT8, for CPUs
         expected |= {("onnxruntime labels", "fp32"), ("onnxruntime labels", "int8")}
     assert {(b, p) for b, p, _ in rows} == expected

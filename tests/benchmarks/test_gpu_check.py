@@ -13,8 +13,8 @@ from genadapt.benchmarks.cli import cli
 
 from helpers import build_wheel
 
-CHECKS = ["torch-vs-cpu", "onnxruntime-vs-cpu", "training-bf16", "table3", "pipeline", "service",
-          "paper-iteration-pad100"]  # fmt: skip
+CHECKS = ["torch-vs-cpu", "onnxruntime-vs-cpu", "table3", "pipeline", "service",
+          "paper-iteration-pad100", "training-bf16", "eval"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,8 @@ def test_every_check_reports_and_a_failure_does_not_stop_the_rest(broken_run, ca
     assert set(statuses.values()) == {"PASS"}, results["checks"]
     assert "CUDAExecutionProvider exploded" in results["checks"]["onnxruntime-vs-cpu"]["error"]
     assert results["checks"]["torch-vs-cpu"]["label_agreement"] == 1.0  # CPU against CPU
+    assert results["checks"]["torch-vs-cpu"]["device_resize_agreement"] == 1.0  # Pillow on both
+    assert results["checks"]["eval"]["images_per_s"] > 0
     training = results["checks"]["training-bf16"]
     assert training["f_seg_last"] < training["f_seg_first"]
     log = (out / "gpu-check.log").read_text()
@@ -55,7 +57,27 @@ def test_the_archive_holds_the_benchmark_reports(broken_run):
     out, _ = broken_run
     with tarfile.open(out / "gpu-check.tar.gz") as archive:
         names = set(archive.getnames())
-    assert {"table3.json", "pipeline.json", "http.json", "checks.json"} <= names
+    assert {"table3.json", "pipeline.json", "http.json", "eval.json", "checks.json",
+            "targets.json"} <= names  # fmt: skip
+    pipeline = json.loads(archive_member(out / "gpu-check.tar.gz", "pipeline.json"))
+    assert {"torch bilinear", "torch nearest"} <= set(pipeline["host_to_host"])
+    targets = json.loads((out / "targets.json").read_text())["targets"]
+    assert {t["status"] for t in targets} == {"not measured"}  # tiny sizes measure no target
+
+
+def archive_member(archive_path, name):
+    with tarfile.open(archive_path) as archive:
+        return archive.extractfile(name).read()
+
+
+def test_only_runs_the_named_checks(tmp_path, capsys):
+    out = tmp_path / "only"
+    status = cli(["gpu-check", "--quick", "--device", "cpu", "--out", str(out),
+                  "--only", "eval", "torch-vs-cpu"])  # fmt: skip
+    assert status == 0
+    assert list(json.loads((out / "checks.json").read_text())["checks"]) == ["torch-vs-cpu", "eval"]
+    bad = cli(["gpu-check", "--quick", "--device", "cpu", "--out", str(out), "--only", "tensorrt"])
+    assert bad != 0 and "unknown checks ['tensorrt']" in capsys.readouterr().err
 
 
 def test_the_onnxruntime_check_passes_on_the_cpu(tmp_path):
@@ -68,7 +90,7 @@ def test_the_onnxruntime_check_passes_on_the_cpu(tmp_path):
 
 def test_the_one_command_joins_split_wheels_installs_them_and_runs(tmp_path):
     """benchmarks/gpu_check.sh as a GPU session runs it, with this machine's Python standing in
-    for the image's: genadapt's own wheel travels split in parts, as onnxruntime-gpu's does."""
+    for the image's: the wheels travel as one tar in parts, as `make gpu-wheels` packs them."""
     import hashlib
     import os
     import subprocess
@@ -79,15 +101,20 @@ def test_the_one_command_joins_split_wheels_installs_them_and_runs(tmp_path):
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     built = build_wheel(tmp_path / "build")
-    wheel = built.rename(wheels / built.name)
-    data = wheel.read_bytes()
-    (wheels / f"{wheel.name}.sha256").write_text(
-        f"{hashlib.sha256(data).hexdigest()}  {wheel.name}\n"
+    bundle = tmp_path / "gpu-wheels.tar"
+    with tarfile.open(bundle, "w") as tar:
+        tar.add(built, arcname=built.name)
+    data = bundle.read_bytes()
+    (wheels / "gpu-wheels.tar.sha256").write_text(
+        f"{hashlib.sha256(data).hexdigest()}  gpu-wheels.tar\n"
     )
     half = len(data) // 2
-    (wheels / f"{wheel.name}.part-aa").write_bytes(data[:half])
-    (wheels / f"{wheel.name}.part-ab").write_bytes(data[half:])
-    wheel.unlink()
+
+    def deliver(tail: bytes = b"") -> None:
+        (wheels / "gpu-wheels.tar.part-aa").write_bytes(data[:half])
+        (wheels / "gpu-wheels.tar.part-ab").write_bytes(data[half:] + tail)
+
+    deliver()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     shim = bin_dir / "python3"  # a script, not a link: a link would lose the virtualenv
@@ -98,14 +125,35 @@ def test_the_one_command_joins_split_wheels_installs_them_and_runs(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
         [str(root / "benchmarks/gpu_check.sh"), str(wheels), str(out), "--quick", "--device",
-         "cpu"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+         "cpu", "--only", "torch-vs-cpu", "onnxruntime-vs-cpu"], env=env, capture_output=True,
+        text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "site/genadapt/benchmarks/gpu_check.py").exists()
+    assert sorted(p.name for p in wheels.iterdir()) == [built.name, "gpu-wheels.tar.sha256"]
     results = json.loads((out / "checks.json").read_text())
     assert {c["status"] for c in results["checks"].values()} == {"PASS"}
     assert (out / "gpu-check.tar.gz").exists() and "PASS" in (out / "console.log").read_text()
-    (wheels / f"{wheel.name}.part-ab").write_bytes(data[half:] + b"x")  # a broken transfer
+    deliver(tail=b"x")  # a broken transfer
     bad = subprocess.run([str(root / "benchmarks/gpu_check.sh"), str(wheels), str(out)],
                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert bad.returncode == 1 and "does not match its sha256" in bad.stderr
+
+
+def test_gpu_report_writes_the_results_folder_and_a_rerun_replaces_its_checks(broken_run, tmp_path):
+    out, _ = broken_run
+    rerun = tmp_path / "rerun.tar.gz"  # a rerun of the failed check alone, now passing
+    checks = {"checks": {"onnxruntime-vs-cpu": {"status": "PASS", "label_agreement": 1.0}}}
+    (tmp_path / "checks.json").write_text(json.dumps(checks))
+    with tarfile.open(rerun, "w:gz") as archive:
+        archive.add(tmp_path / "checks.json", arcname="checks.json")
+    results = tmp_path / "results"
+    assert (
+        cli(["gpu-report", str(out / "gpu-check.tar.gz"), str(rerun), "--out", str(results)]) == 0
+    )
+    names = {p.name for p in results.iterdir()}
+    assert {"table3.md", "table3.png", "pipeline.md", "http.md", "eval.md", "targets.md",
+            "checks.md"} <= names  # fmt: skip
+    merged = json.loads((results / "checks.json").read_text())["checks"]
+    assert list(merged) == CHECKS and merged["onnxruntime-vs-cpu"]["status"] == "PASS"
+    assert "| table3 | PASS |" in (results / "checks.md").read_text()

@@ -258,3 +258,26 @@ def test_export_cli(tmp_path, capsys):
     assert status == 0
     assert "model.labels.onnx: ['batch', 32, 64, 3]" in capsys.readouterr().out
     assert cli([str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_an_fp16_logits_graph_is_half_end_to_end_and_agrees_with_fp32():
+    """What ONNX Runtime's CUDA provider times in fp16: half input, weights and output."""
+    import onnxruntime as ort
+
+    ckpt = trained_like_checkpoint()
+    graph = export_graph(ckpt.build_model(), "logits", ckpt.spec, fp16=True)
+    proto = onnx.load_from_string(graph.data)
+    half = onnx.TensorProto.FLOAT16
+    assert proto.graph.input[0].type.tensor_type.elem_type == half
+    assert proto.graph.output[0].type.tensor_type.elem_type == half
+    assert {t.data_type for t in proto.graph.initializer} == {half}
+    assert graph.io.input_dtype == graph.io.output_dtype == "float16"
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 64)).astype(np.float16)
+    run = ort.InferenceSession(graph.data, providers=["CPUExecutionProvider"]).run
+    fp32 = export_graph(ckpt.build_model(), "logits", ckpt.spec)
+    run32 = ort.InferenceSession(fp32.data, providers=["CPUExecutionProvider"]).run
+    got, want = run(None, {"input": x})[0], run32(None, {"input": x.astype(np.float32)})[0]
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.astype(np.float32), want, atol=0.02)
+    with pytest.raises(ValueError, match="logits flavour only"):
+        export_graph(ckpt.build_model(), "labels", ckpt.spec, fp16=True)
