@@ -90,6 +90,14 @@ class BilinearUpsample(nn.Module):
     FCN-8s initializes its deconvolutions as bilinear kernels and keeps them frozen; a kernel that
     is zero off the diagonal is a per-channel (grouped) transposed convolution, so the weight is
     a (K, 1, k, k) buffer: saved with the model, but not a parameter that an optimizer could touch.
+
+    It is computed as what it equals, not as a convolution: the bilinear kernel of size 2f,
+    stride f, puts output pixel o at source coordinate (o + padding + 0.5) / f - 1, weighted by
+    the tent 1 - |x - i| and with zeros beyond the edges. That is `F.interpolate` (bilinear,
+    half-pixel) of the input padded with one zero on each side, cropped. A grouped transposed
+    convolution over K = 19 channels has no fast kernel in fp16 channels-last (cuDNN, ONNX
+    Runtime); interpolation is a memory-bound pass. `deconvolution` keeps the convolution as the
+    reference the tests hold this to.
     """
 
     weight: torch.Tensor
@@ -100,6 +108,15 @@ class BilinearUpsample(nn.Module):
         self.register_buffer("weight", bilinear_kernel(channels, 2 * factor))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The padded input interpolates to (n + 2)·f cells, of which the transposed convolution's
+        # (n + 1)·f - 2p lie at an offset of p + f/2 from both ends: a crop written without the
+        # input's shape, so that an exported graph has no shape arithmetic (which ONNX Runtime
+        # places on the CPU, with copies around it).
+        trim = self.padding + self.stride // 2
+        up = F.interpolate(F.pad(x, (1, 1, 1, 1)), scale_factor=self.stride, mode="bilinear")
+        return up[..., trim:-trim, trim:-trim]
+
+    def deconvolution(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv_transpose2d(
             x, self.weight, stride=self.stride, padding=self.padding, groups=self.channels
         )

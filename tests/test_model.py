@@ -61,3 +61,17 @@ def test_score_layers_start_at_zero_and_upsamplers_are_frozen_bilinear():
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         ModelConfig(**kwargs)
+
+
+@pytest.mark.parametrize("padding", ["pad1", "pad100"])
+@pytest.mark.parametrize("factor", [2, 8])
+def test_the_bilinear_upsampler_equals_its_transposed_convolution(padding, factor):
+    """The interpolation FCN8s runs is the frozen bilinear deconvolution, values and gradients,
+    at both paddings' geometry (pad1: padding f/2, same-size maps; pad100: padding 0)."""
+    upsample = BilinearUpsample(19, factor, factor // 2 if padding == "pad1" else 0).double()
+    x = torch.randn(2, 19, 7, 11, dtype=torch.float64, requires_grad=True)
+    ours, reference = upsample(x), upsample.deconvolution(x)
+    assert ours.shape == reference.shape
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-12)
+    grads = [torch.autograd.grad((y * torch.cos(y)).sum(), x)[0] for y in (ours, reference)]
+    torch.testing.assert_close(*grads, rtol=0, atol=1e-12)
