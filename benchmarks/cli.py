@@ -140,6 +140,12 @@ def cmd_gpu_report(args: argparse.Namespace) -> dict:
                 data = json.loads(stream.read())
                 if name == "checks.json":  # merged: a rerun's checks replace the first run's
                     checks = {**checks, **data, "checks": checks.get("checks", {}) | data["checks"]}
+                elif name == "table3.json":  # merged by size, each size saying where it is from
+                    for entry in data["sizes"]:
+                        entry["archive"] = archive_path.name
+                    earlier = found.get("table3", {"sizes": []})["sizes"]
+                    sizes = {tuple(e["size"]): e for e in earlier + data["sizes"]}
+                    found["table3"] = data | {"sizes": [sizes[k] for k in sorted(sizes)]}
                 else:
                     found[name.removesuffix(".json")] = data
     if not checks:
@@ -290,7 +296,10 @@ def cmd_suite(args: argparse.Namespace) -> dict:
 def cmd_gpu_check(args: argparse.Namespace) -> dict:
     from genadapt.benchmarks.gpu_check import run_gpu_check
 
-    results = run_gpu_check(args.out, _device(args.device), args.quick, args.budget_s, args.only)
+    sizes = [_size(s) for s in args.sizes] if args.sizes else None
+    results = run_gpu_check(
+        args.out, _device(args.device), args.quick, args.budget_s, args.only, sizes
+    )
     failed = [name for name, c in results["checks"].items() if c["status"] != "PASS"]
     if failed:
         raise GenadaptError(f"gpu-check: not passed: {', '.join(failed)} (see {args.out})")
@@ -336,6 +345,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--budget-s", type=float, default=480, help="checks left after this: SKIP")
     g.add_argument("--only", nargs="+", metavar="CHECK", help="run these checks alone (a rerun)")
+    g.add_argument(
+        "--sizes", nargs="+", metavar="WxH", help="Table 3's sizes (default: the paper's)"
+    )
     r = sub.add_parser("gpu-report", help="a GPU check's archives → a results folder")
     r.add_argument("archives", type=Path, nargs="+", help="gpu-check.tar.gz, first run first")
     r.add_argument("--out", type=Path, required=True, help="benchmarks/results/<gpu>")

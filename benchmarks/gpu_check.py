@@ -138,14 +138,36 @@ def check_onnxruntime(plan: CheckPlan, ckpt: Checkpoint, images: np.ndarray) -> 
 
 
 def _fp16_agreement(ort, ckpt: Checkpoint, images: np.ndarray, expected: np.ndarray) -> dict:
+    """The fp16 graph's labels, and where its time goes: the first GPU run found it slower
+    than fp32 on the CUDA provider, so its node profile travels back with the reports."""
     graph = export_graph(ckpt.build_model().to("cuda"), "logits", ckpt.spec, fp16=True)
-    session = ort.InferenceSession(
-        graph.data, providers=choose_providers("cuda", ort.get_available_providers(), nhwc=True)
-    )
+    providers = choose_providers("cuda", ort.get_available_providers(), nhwc=True)
     x = normalize_batch(images, ckpt.spec.normalization).astype(np.float16)
-    logits = session.run(None, {"input": x})[0]
+    logits, profile = profiled_run(ort, graph.data, providers, {"input": x})
     labels = logits_to_labels(torch.from_numpy(logits).float(), ckpt.spec.output_size).numpy()
-    return {"fp16_label_agreement": round(float((labels == expected).mean()), 6)}
+    return {"fp16_label_agreement": round(float((labels == expected).mean()), 6)} | profile
+
+
+def profiled_run(ort, data: bytes, providers: list, feed: dict, runs: int = 5) -> tuple:
+    """Run a graph `runs` times with ONNX Runtime's profiler on; return the first output and
+    the time per (operator, execution provider), the heaviest first: a node that fell back to
+    the CPU, or a slow kernel, shows here."""
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="genadapt-ort-profile-") as tmp:
+        options.profile_file_prefix = str(Path(tmp) / "ort")
+        session = ort.InferenceSession(data, options, providers=providers)
+        for _ in range(runs):
+            output = session.run(None, feed)[0]
+        events = json.loads(Path(session.end_profiling()).read_text())
+    per_op: dict[str, float] = {}
+    for event in events:
+        args = event.get("args", {})
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            key = f"{args.get('op_name', '?')} on {args.get('provider', '?')}"
+            per_op[key] = per_op.get(key, 0.0) + event.get("dur", 0) / 1000 / runs
+    heaviest = sorted(per_op.items(), key=lambda kv: -kv[1])[:12]
+    return output, {"ort_ms_per_run_by_op": {k: round(v, 3) for k, v in heaviest}}
 
 
 def check_training(plan: CheckPlan) -> dict:
@@ -279,7 +301,12 @@ CHECKS = (
 
 
 def run_gpu_check(
-    out: Path, device: str, quick: bool, budget_s: float = 480, only: list[str] | None = None
+    out: Path,
+    device: str,
+    quick: bool,
+    budget_s: float = 480,
+    only: list[str] | None = None,
+    sizes: list[tuple[int, int]] | None = None,
 ) -> dict:
     """Run every check (or those named in `only`), in order, and write the log, checks.json,
     targets.json and the archive to `out`."""
@@ -295,6 +322,7 @@ def run_gpu_check(
     package.addHandler(handler)
     level, package.level = package.level, logging.INFO
     plan = CheckPlan.for_device(device, quick)
+    plan.sizes = sizes or plan.sizes  # Table 3's sizes (a rerun may take the largest alone)
     started = time.perf_counter()
     results: dict = {"environment": _environment(device), "plan": vars(plan).copy(), "checks": {}}
     try:

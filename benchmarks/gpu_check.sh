@@ -31,5 +31,10 @@ done
 python3 -m pip install --quiet --no-index --no-deps --no-compile --upgrade --target "$site" \
   "$wheels"/*.whl || { echo "gpu_check: installing $wheels failed" >&2; exit 1; }
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# Run from the output folder: `python -m` puts the working directory first on sys.path, and
+# from a checkout its genadapt/ source folder (which lacks genadapt.benchmarks) would shadow
+# the installed package.
+out="$(cd "$out" && pwd)"
+cd "$out" || exit 1
 python3 -m genadapt.benchmarks.cli gpu-check --out "$out" "${@:3}" 2>&1 | tee "$out/console.log"
 exit "${PIPESTATUS[0]}"

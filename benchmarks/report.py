@@ -67,6 +67,11 @@ def table3_markdown(results: dict) -> str:
     ]
     if paper_rows:
         lines += ["", "Paper (Table 3): " + "; ".join(paper_rows) + "."]
+    runs = [e for e in results["sizes"] if "archive" in e]  # merged by genadapt-bench gpu-report
+    if runs:
+        lines += ["", "Measured in: " + "; ".join(
+            f"{'×'.join(map(str, e['size']))} by {e['archive']}" for e in runs
+        ) + "."]  # fmt: skip
     lines += ["", "## Targets", ""] + [f"- {t}" for t in target_checks(results)]
     lines += contended_warning(results)
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ not installed are listed as skipped with the reason.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,8 +123,9 @@ def eval_backends(cfg: BenchConfig, size: tuple[int, int]) -> list[tuple[str, st
     if not cuda:  # the labels graph (upsampling and argmax inside), fp32 and INT8 for CPUs
         for precision in ("fp32", "int8"):
             entries.append(("onnxruntime labels", precision, _labels_graph(checkpoint, precision)))
-    # The CUDA provider runs TF32 unless told not to; fp16 is an fp16 graph run channels-last.
-    for precision in ("fp32", "tf32", "fp16+nhwc"):
+    # The CUDA provider runs TF32 unless told not to; fp16 is an fp16 graph, run channels-first
+    # and channels-last (the provider's prefer_nhwc).
+    for precision in ("fp32", "tf32", "fp16", "fp16+nhwc"):
         factory = _onnxruntime(checkpoint, "cuda", precision) if cuda else no_gpu
         entries.append(("onnxruntime-cuda", precision, factory))
     try:
@@ -195,7 +197,10 @@ def _onnxruntime(checkpoint: Checkpoint, device: str, precision: str = "fp32"):
         data = graph.data
         before = _device_used_bytes() if device == "cuda" else 0
         providers = choose_providers(
-            device, ort.get_available_providers(), tf32=precision == "tf32", nhwc=fp16
+            device,
+            ort.get_available_providers(),
+            tf32=precision == "tf32",
+            nhwc="nhwc" in precision,
         )
         session = ort.InferenceSession(data, providers=providers)
         w, h = checkpoint.spec.input_size
@@ -286,5 +291,9 @@ def run_table3(cfg: BenchConfig) -> dict:
                         "machine": machine,
                     }
                 )
+                # Free this row's model or session now: freed during the next row's set-up, it
+                # would show there as negative memory.
+                fn = info = memory = None
+                gc.collect()
         results["sizes"].append(entry)
     return results

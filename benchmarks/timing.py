@@ -43,10 +43,14 @@ def time_calls(
     budget_s: float | None = None,
 ) -> list[float]:
     """Wall time of each of `reps` calls after `warmup` calls, synchronizing the device; stops
-    early (keeping at least 3 samples) once `budget_s` is spent."""
+    early (keeping at least 3 samples) once `budget_s` is spent. A GPU's peak-memory counter
+    restarts after the warm-up, whose algorithm searches (cuDNN's benchmark mode tries
+    convolutions with workspaces of tens of GB) are not what the measured calls hold."""
     for _ in range(warmup):
         fn()
     sync(device)
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     samples: list[float] = []
     started = time.perf_counter()
     for _ in range(reps):

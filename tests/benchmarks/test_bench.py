@@ -33,7 +33,7 @@ def test_table3_quick_writes_every_row(tmp_path):
     rows = {(r["backend"], r["precision"], r["batch"]): r for r in entry["eval"]}
     expected = {(b, p) for b in ("torch",) for p in ("fp32", "tf32", "fp16", "fp16+cudagraph")}
     expected |= {("onnxruntime", "fp32"), ("tensorrt", "fp16")}
-    expected |= {("onnxruntime-cuda", p) for p in ("fp32", "tf32", "fp16+nhwc")}
+    expected |= {("onnxruntime-cuda", p) for p in ("fp32", "tf32", "fp16", "fp16+nhwc")}
     if not torch.cuda.is_available():  # the labels graph, fp32 and INT8, for CPUs
         expected |= {("onnxruntime labels", "fp32"), ("onnxruntime labels", "int8")}
     assert {(b, p) for b, p, _ in rows} == expected
@@ -129,3 +129,15 @@ def test_a_busy_neighbour_marks_a_measurement_contended_and_our_own_work_does_no
     assert ours["others_cpu_share"] < busy["others_cpu_share"]
     assert counted_as_ours["others_cpu_share"] < busy["others_cpu_share"]
     assert "loadavg_before" in busy and "loadavg_after" in busy
+
+
+def test_the_upsample_probe_times_both_upsamplers_and_restores_the_model():
+    from genadapt.benchmarks import upsample_probe
+    from genadapt.model import BilinearUpsample
+
+    forward = BilinearUpsample.forward
+    results = upsample_probe.run((64, 32), 0.0625, "cpu", reps=2, train=True)
+    assert set(results["speedup"]) == {"forward", "train_full"}
+    assert results["interpolation"]["forward"]["p50_ms"] > 0
+    assert results["deconvolution"]["train_full"]["p50_ms"] > 0
+    assert BilinearUpsample.forward is forward

@@ -73,9 +73,12 @@ def archive_member(archive_path, name):
 def test_only_runs_the_named_checks(tmp_path, capsys):
     out = tmp_path / "only"
     status = cli(["gpu-check", "--quick", "--device", "cpu", "--out", str(out),
-                  "--only", "eval", "torch-vs-cpu"])  # fmt: skip
+                  "--only", "eval", "table3", "torch-vs-cpu", "--sizes", "64x64"])  # fmt: skip
     assert status == 0
-    assert list(json.loads((out / "checks.json").read_text())["checks"]) == ["torch-vs-cpu", "eval"]
+    ran = list(json.loads((out / "checks.json").read_text())["checks"])
+    assert ran == ["torch-vs-cpu", "table3", "eval"]
+    table3 = json.loads(archive_member(out / "gpu-check.tar.gz", "table3.json"))
+    assert [e["size"] for e in table3["sizes"]] == [[64, 64]]
     bad = cli(["gpu-check", "--quick", "--device", "cpu", "--out", str(out), "--only", "tensorrt"])
     assert bad != 0 and "unknown checks ['tensorrt']" in capsys.readouterr().err
 
@@ -126,7 +129,7 @@ def test_the_one_command_joins_split_wheels_installs_them_and_runs(tmp_path):
     result = subprocess.run(
         [str(root / "benchmarks/gpu_check.sh"), str(wheels), str(out), "--quick", "--device",
          "cpu", "--only", "torch-vs-cpu", "onnxruntime-vs-cpu"], env=env, capture_output=True,
-        text=True, timeout=600, cwd=tmp_path,
+        text=True, timeout=600, cwd=root,  # from the checkout, as a GPU session runs it
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "site/genadapt/benchmarks/gpu_check.py").exists()
@@ -145,8 +148,12 @@ def test_gpu_report_writes_the_results_folder_and_a_rerun_replaces_its_checks(br
     rerun = tmp_path / "rerun.tar.gz"  # a rerun of the failed check alone, now passing
     checks = {"checks": {"onnxruntime-vs-cpu": {"status": "PASS", "label_agreement": 1.0}}}
     (tmp_path / "checks.json").write_text(json.dumps(checks))
+    first = json.loads(archive_member(out / "gpu-check.tar.gz", "table3.json"))
+    again = first["sizes"][0] | {"size": [32, 32]}  # a rerun at another size: added, not lost
+    (tmp_path / "table3.json").write_text(json.dumps(first | {"sizes": [again]}))
     with tarfile.open(rerun, "w:gz") as archive:
         archive.add(tmp_path / "checks.json", arcname="checks.json")
+        archive.add(tmp_path / "table3.json", arcname="table3.json")
     results = tmp_path / "results"
     assert (
         cli(["gpu-report", str(out / "gpu-check.tar.gz"), str(rerun), "--out", str(results)]) == 0
@@ -157,3 +164,25 @@ def test_gpu_report_writes_the_results_folder_and_a_rerun_replaces_its_checks(br
     merged = json.loads((results / "checks.json").read_text())["checks"]
     assert list(merged) == CHECKS and merged["onnxruntime-vs-cpu"]["status"] == "PASS"
     assert "| table3 | PASS |" in (results / "checks.md").read_text()
+    table3 = json.loads((results / "table3.json").read_text())["sizes"]
+    assert [(e["size"], e["archive"]) for e in table3] == [
+        ([32, 32], "rerun.tar.gz"),
+        ([64, 32], "gpu-check.tar.gz"),
+    ]
+
+
+def test_the_onnxruntime_profile_says_where_the_time_goes():
+    import numpy as np
+    import onnxruntime as ort
+
+    from genadapt.onnx_graph import export_graph
+
+    ckpt = gpu_check.trained_like(0.0625, (64, 32))
+    graph = export_graph(ckpt.build_model(), "logits", ckpt.spec, fp16=True)
+    x = np.zeros((1, 3, 32, 64), np.float16)
+    output, profile = gpu_check.profiled_run(ort, graph.data, ["CPUExecutionProvider"],
+                                             {"input": x}, runs=2)  # fmt: skip
+    assert output.shape == (1, 19, 32, 64)
+    by_op = profile["ort_ms_per_run_by_op"]
+    assert "Conv on CPUExecutionProvider" in by_op and all(v >= 0 for v in by_op.values())
+    assert list(by_op.values()) == sorted(by_op.values(), reverse=True)
