@@ -119,7 +119,7 @@ def _measure(data: bytes, seg, backend: str, reps: int, stages: dict[str, list[f
     for rep in range(reps + 2):  # two warm-up passes
         times = {}
         t = time.perf_counter()
-        rgb = decode_image(data, draft_size=seg.spec.output_size)
+        rgb = decode_image(data, draft_size=seg.spec.input_size)  # as the service decodes
         times["decode"] = time.perf_counter() - t
         t = time.perf_counter()
         batch = resize_rgb(rgb, seg.spec.input_size)[None]

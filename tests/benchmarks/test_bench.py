@@ -141,3 +141,23 @@ def test_the_upsample_probe_times_both_upsamplers_and_restores_the_model():
     assert results["interpolation"]["forward"]["p50_ms"] > 0
     assert results["deconvolution"]["train_full"]["p50_ms"] > 0
     assert BilinearUpsample.forward is forward
+
+
+def test_the_pipeline_decodes_as_the_service_does(monkeypatch):
+    """JPEG draft mode straight to the network size (imaging.network_input), not the output
+    size: the first GPU run's pipeline paid a full decode and a resize the service never does."""
+    from genadapt.benchmarks import pipeline
+    from genadapt.benchmarks.cli import QUICK_SIZE, QUICK_WIDTH, random_checkpoint
+
+    drafts = []
+    decode = pipeline.decode_image
+
+    def recording(data, *args, draft_size=None, **kwargs):
+        drafts.append(draft_size)
+        return decode(data, *args, draft_size=draft_size, **kwargs)
+
+    monkeypatch.setattr(pipeline, "decode_image", recording)
+    checkpoint = random_checkpoint(QUICK_SIZE, QUICK_WIDTH)
+    results = pipeline.run_pipeline(checkpoint, ["onnxruntime"], 1, "cpu")
+    assert set(drafts) == {checkpoint.spec.input_size}
+    assert results["backends"]["onnxruntime"]["pre-process"]["p50_ms"] < 5  # nothing to resize
