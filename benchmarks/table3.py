@@ -96,8 +96,7 @@ def train_iteration(cfg: BenchConfig, size: tuple[int, int], variant: str) -> di
 
     if cuda:
         torch.backends.cudnn.benchmark = True
-        torch.cuda.reset_peak_memory_stats()
-    with watching_the_machine() as machine:
+    with watching_the_machine() as machine:  # time_calls restarts the peak after warm-up
         samples = time_calls(step, device, cfg.warmup, cfg.train_reps, cfg.budget_s)
     return {
         **summarize(samples),
@@ -273,8 +272,6 @@ def run_table3(cfg: BenchConfig) -> dict:
                 log.info("eval %s %s batch %d at %dx%d", backend, precision, batch, *size)
                 fn, device, info = factory(batch)
                 memory = info.pop("memory", lambda d=device: peak_memory_mb(d))
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats()
                 with watching_the_machine() as machine:
                     samples = time_calls(fn, device, cfg.warmup, cfg.reps, cfg.budget_s)
                 stats = summarize(samples, items_per_call=batch)
