@@ -388,8 +388,6 @@ def _run_one(name: str, check: Callable[[], dict], started: float, budget_s: flo
 def _environment(device: str) -> dict:
     info = environment(device)
     try:
-        from genadapt.runtime.ort_providers import import_onnxruntime
-
         ort = import_onnxruntime()
         info["onnxruntime_providers"] = ort.get_available_providers()
         info["onnxruntime_file"] = ort.__file__
