@@ -9,6 +9,8 @@
 
 Samples are uint8 tensors: image (3, H, W) and label (H, W) holding class ids of the label space
 (255 = ignore). Normalization happens on the device that runs the network, where it is free.
+Images are decoded by `imaging.network_input`, the one function that predict and serve use, so
+that training and evaluation see exactly the pixels a deployed model is given.
 A sample that cannot be read, or whose label size differs from its image (GTA5 has some), is
 skipped with a warning and replaced by the next one, so a long run never dies on one bad file.
 """
@@ -27,7 +29,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from genadapt.errors import GenadaptError
-from genadapt.imaging import read_image, resize_rgb
+from genadapt.imaging import decode_image, network_input, probe_size
 from genadapt.labels import (
     CAMVID10,
     CITYSCAPES19,
@@ -171,10 +173,12 @@ def list_pairs(kind: DatasetKind, root: Path, split: str | None = None) -> list[
 
 @dataclass(frozen=True)
 class Transform:
-    """Training: resize to `size`, then an optional random crop. Eval: image resized, label kept.
+    """Training: the image at `size`, then an optional random crop. Eval: image at `size`, label
+    kept at full resolution.
 
     `size` and `crop` are (W, H). The paper trains at 1024×512; the authors' code on random
-    640×320 crops of that.
+    640×320 crops of that. The image arrives at `size` already (`decode`); the label is resized
+    here, nearest.
     """
 
     size: tuple[int, int]
@@ -182,8 +186,11 @@ class Transform:
     hflip: bool = False
     train: bool = True
 
+    def decode(self, data: bytes) -> np.ndarray:
+        """The encoded image as the network sees it: `network_input`, as predict and serve."""
+        return network_input(data, self.size)
+
     def __call__(self, rgb: np.ndarray, label: np.ndarray | None, rng: random.Random):
-        rgb = resize_rgb(rgb, self.size)
         if not self.train:
             return rgb, label  # evaluation scores against the full-resolution labels
         if label is not None and (label.shape[1], label.shape[0]) != self.size:
@@ -229,18 +236,20 @@ class SegmentationDataset(Dataset):
         return len(self.pairs)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Decoded RGB (H, W, 3) and label ids in the label space (H, W), before any transform."""
+        """RGB (H, W, 3), decoded at the transform's size when there is one (else in full), and
+        label ids in the label space at the image's full resolution (H, W)."""
         image_path, label_path = self.pairs[index]
-        rgb = read_image(str(image_path))
+        data = image_path.read_bytes()
+        rgb = self.transform.decode(data) if self.transform is not None else decode_image(data)
         if not self.with_labels:
             return rgb, None
         if label_path is None or not label_path.is_file():
             raise ValueError(f"label missing for {image_path}")
         raw = self.kind.read_label(label_path)
-        if raw.shape != rgb.shape[:2]:
+        width, height = probe_size(data)
+        if raw.shape != (height, width):
             raise ValueError(
-                f"image is {rgb.shape[1]}x{rgb.shape[0]} but its label is "
-                f"{raw.shape[1]}x{raw.shape[0]}"
+                f"image is {width}x{height} but its label is {raw.shape[1]}x{raw.shape[0]}"
             )
         return rgb, self.lookup[np.clip(raw, 0, len(self.lookup) - 1)]
 

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 
@@ -113,3 +114,38 @@ def test_table_of_means_over_seeds(tmp_path, capsys):
     assert table.startswith("| mIoU (cityscapes19, mean over 17 classes) |")
     assert (tmp_path / "t.md").read_text() == table
     assert cli(["table", "no-colon=x.json"]) == 2
+
+
+def test_eval_scores_what_predict_deploys(tmp_path):
+    """genadapt-eval's mIoU equals an independent scoring of genadapt-predict's label files: the
+    two decode an image into the network's input one way (`imaging.network_input`)."""
+    from genadapt.commands.predict import cli as predict
+
+    from helpers import TINY_INPUT, trained_like_checkpoint
+
+    # Images at twice the network size: predict reduces them while decoding (box, ×2), which
+    # a plain bilinear resize does not match pixel for pixel.
+    size = (2 * TINY_INPUT[0], 2 * TINY_INPUT[1])
+    expected = write_cityscapes(tmp_path / "cs", n=3, size=size)
+    ckpt = save_checkpoint(trained_like_checkpoint(seed=3), tmp_path / "model.pt")
+    assert predict([str(ckpt), str(tmp_path / "cs/leftImg8bit/val"), "--out",
+                    str(tmp_path / "pred")]) == 0  # fmt: skip
+    assert cli([str(ckpt), "--dataset", "cityscapes", "--root", str(tmp_path / "cs"),
+                "--out", str(tmp_path / "eval"), "--workers", "0"]) == 0  # fmt: skip
+    counts = np.zeros((19, 19), np.int64)
+    for name, truth in expected.items():
+        city = name.split("_")[0]
+        pred = np.asarray(Image.open(tmp_path / "pred" / city / f"{name[:-4]}_labels.png"))
+        truth, pred = truth.astype(np.int64), pred.astype(np.int64)
+        valid = truth < 19
+        counts += np.bincount(truth[valid] * 19 + pred[valid], minlength=19 * 19).reshape(19, 19)
+    diag = np.diag(counts)
+    union = counts.sum(0) + counts.sum(1) - diag
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, diag / union, np.nan)
+    report = json.loads((tmp_path / "eval/cityscapes_val.json").read_text())
+    assert report["miou"]["cityscapes19"] == pytest.approx(100 * np.nanmean(iou), abs=0.006)
+    for name, value in report["per_class_iou"].items():
+        index = CITYSCAPES19.names.index(name)
+        if value is not None:
+            assert value == pytest.approx(100 * iou[index], abs=0.006)
