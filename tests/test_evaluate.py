@@ -1,9 +1,9 @@
 import json
 
 import numpy as np
-from PIL import Image
 import pytest
 import torch
+from PIL import Image
 
 from genadapt.checkpoint import Checkpoint, save_checkpoint
 from genadapt.commands.eval import cli
