@@ -21,8 +21,9 @@ SWEEP = $(PY) -m genadapt.trainer.sweep --jobs $(JOBS)
 # Choosing the CPU presets' settings on a fourth look (never the reported target or unseen).
 TUNE ?= tune-out
 TUNE_PRESET ?= cpu-demo
-TUNE_SEEDS ?= 1 2
+TUNE_SEEDS ?= 1 2 3
 TUNE_CANDIDATES ?= $(sort $(wildcard docs/tuning/candidates/*.yaml))
+TUNE_BASELINES ?= $(sort $(wildcard docs/tuning/baselines/*.yaml))
 
 # The container image: docker where a Docker engine answers, else podman with a throwaway store.
 IMAGE ?= genadapt:latest
@@ -118,6 +119,7 @@ tune: setup
 	  --tune-train 400 --tune-val 60
 	$(SWEEP) --data $(TUNE)/data --out $(TUNE) --preset $(TUNE_PRESET) --adapt-to tune \
 	  --eval tune --seeds $(TUNE_SEEDS) --run source-only=source-only \
+	  $(foreach b,$(TUNE_BASELINES),--run $(basename $(notdir $(b)))=source-only:$(b)) \
 	  $(foreach c,$(TUNE_CANDIDATES),--run $(basename $(notdir $(c)))=full:$(c))
 
 define newline

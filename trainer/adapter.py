@@ -15,6 +15,7 @@ in the same units, so a summed run logs per-image sums.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -131,7 +132,31 @@ class Adapter(nn.Module):
         # `distribute`. A frozen network is always called unwrapped: it has nothing to sync.
         self.fc_run: nn.Module = FCForward(model)
         self.adv_scale = 1.0  # the training loop's ramp of α and β (config.adv_ramp)
+        self.warming_up = False  # the training loop's source warm-up (config.source_warmup)
         self.G_run, self.D_run = self.G, self.D
+        # Polyak averaging of F/C (config.ema_decay): a frozen copy that follows the weights.
+        self.fc_ema: FCN8s | None = None
+        if config.ema_decay > 0:
+            self.fc_ema = copy.deepcopy(model).requires_grad_(False)
+        self.ema_updates = 0
+
+    @property
+    def deployed(self) -> FCN8s:
+        """The F+C that is validated and saved as checkpoint.pt: the average, or the iterate."""
+        return self.fc_ema if self.fc_ema is not None else self.fc
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """ema ← ema + (1 − d)·(θ − ema), d ramped as (1 + n)/(10 + n) up to ema_decay so that the
+        first updates are not dominated by the random initialization (TensorFlow's rule)."""
+        if self.fc_ema is None:
+            return
+        self.ema_updates += 1
+        decay = min(self.cfg.ema_decay, (1 + self.ema_updates) / (10 + self.ema_updates))
+        ema = list(self.fc_ema.parameters())
+        torch._foreach_lerp_(ema, list(self.fc.parameters()), 1.0 - decay)
+        for average, buffer in zip(self.fc_ema.buffers(), self.fc.buffers(), strict=True):
+            average.copy_(buffer)
 
     def distribute(self, device_ids: list[int] | None) -> None:
         """Wrap each trained network in DistributedDataParallel (torchrun); one forward and one
@@ -253,10 +278,11 @@ class Adapter(nn.Module):
     def iteration(self, batch: Batch) -> Losses:
         """One D → G → F/C iteration; returns the detached losses (no host sync)."""
         n = batch.xs.shape[0]
-        if self.cfg.variant == "source-only":
+        if self.cfg.variant == "source-only" or self.warming_up:
             _, logits = self.fc_run(batch.xs, n)
             loss = self._ce(logits, batch.ys.long())
             self._update(self.opt_fc, loss)
+            self.update_ema()
             return {"f_seg": loss.detach()}
         feats, logits = self.fc_run(torch.cat([batch.xs, batch.xt]), n)  # F, C with gradients
         if self.cfg.variant == "feature-d":
@@ -264,6 +290,7 @@ class Adapter(nn.Module):
             self._update(self.opt_d, loss)
             loss, f_parts = self.feature_f_loss(batch, feats, logits)
             self._update(self.opt_fc, loss)
+            self.update_ema()
             return _detached(parts | f_parts)
         fake = self.G_run(tuple(f.detach() for f in feats), _image_size(batch))  # for D and G
         losses = self.d_step(batch, fake.detach())
@@ -283,6 +310,7 @@ class Adapter(nn.Module):
     def f_step(self, batch: Batch, feats, logits: torch.Tensor) -> Losses:
         loss, parts = self.f_loss(batch, feats, logits)
         self._update(self.opt_fc, loss)
+        self.update_ema()
         return _detached(parts)
 
     @staticmethod

@@ -45,6 +45,13 @@ class TrainConfig:
     # the weights are what they say.
     loss_reduction: str = "sum"
     adv_ramp: int = 0  # α and β rise linearly from 0 over this many iterations (0: the authors')
+    # Not in the paper; levers for a short budget from scratch (docs/tuning). source_warmup: the
+    # first N iterations train F/C on the source alone (G, D and the adversarial terms start
+    # after them, so the adapted and source-only models make the same number of F/C updates).
+    # ema_decay > 0: the model that is validated, selected and saved as checkpoint.pt is an
+    # exponential moving average of F/C's weights (Polyak averaging), not the last iterate.
+    source_warmup: int = 0
+    ema_decay: float = 0.0
     # Data: the source has labels, the target's labels are never read in training.
     source_kind: str = "gta5"
     source_root: str = ""
@@ -100,6 +107,13 @@ class TrainConfig:
             raise ConfigError("iterations and batch_size must be at least 1")
         if self.adv_ramp < 0:
             raise ConfigError(f"adv_ramp must be 0 or more iterations, got {self.adv_ramp}")
+        if not 0 <= self.source_warmup < self.iterations:
+            raise ConfigError(
+                f"source_warmup must be 0 or more and below iterations ({self.iterations}), "
+                f"got {self.source_warmup}"
+            )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         for name in UNUSED_WEIGHTS.get(self.variant, ()):
             setattr(self, name, 0.0)
 

@@ -82,6 +82,8 @@ class RunFolder:
             "step": step,
             "config": config.to_dict(),
             "fc": adapter.fc.state_dict(),
+            "fc_ema": adapter.fc_ema.state_dict() if adapter.fc_ema is not None else None,
+            "ema_updates": adapter.ema_updates,
             "G": adapter.G.state_dict() if adapter.G is not None else None,
             "D": adapter.D.state_dict() if adapter.D is not None else None,
             "optimizers": {k: opt.state_dict() for k, opt in adapter.optimizers().items()},
@@ -94,7 +96,7 @@ class RunFolder:
         self, adapter: Adapter, config: TrainConfig, step: int, metrics: dict
     ) -> None:
         checkpoint = Checkpoint.from_model(
-            adapter.fc,
+            adapter.deployed,
             get_label_space(config.label_space),
             config.input_size,
             train_config=config.to_dict(),
@@ -157,6 +159,11 @@ class RunFolder:
 def restore(adapter: Adapter, state: dict[str, Any]) -> int:
     """Load a resume state into the adapter; returns the step to continue from."""
     adapter.fc.load_state_dict(state["fc"])
+    if adapter.fc_ema is not None:
+        if state.get("fc_ema") is None:
+            raise RunError("the run was started without ema_decay: it cannot resume with it")
+        adapter.fc_ema.load_state_dict(state["fc_ema"])
+        adapter.ema_updates = int(state["ema_updates"])
     if adapter.G is not None:
         adapter.G.load_state_dict(state["G"])
     if adapter.D is not None:

@@ -39,9 +39,10 @@ def fc_lr_factor(step: int, config: TrainConfig, epoch_length: int) -> float:
 
 
 def adv_ramp_factor(step: int, config: TrainConfig) -> float:
-    """Multiplier of α and β: a linear ramp from 0 over `adv_ramp` iterations (a pure function,
-    so that a resumed run continues it exactly)."""
-    return min(1.0, step / config.adv_ramp) if config.adv_ramp > 0 else 1.0
+    """Multiplier of α and β: a linear ramp from 0 over `adv_ramp` iterations after the source
+    warm-up (a pure function, so that a resumed run continues it exactly)."""
+    step -= config.source_warmup
+    return min(1.0, max(0, step) / config.adv_ramp) if config.adv_ramp > 0 else 1.0
 
 
 @dataclass
@@ -98,12 +99,14 @@ def validate(adapter: Adapter, config: TrainConfig, data: Data) -> float:
     """Source-val mIoU (%) with the evaluation protocol; target labels are never used."""
     if not data.val_indices:
         return float("nan")
-    adapter.fc.eval()
+    model = adapter.deployed
+    was_training = model.training
+    model.eval()
     space = get_label_space(config.label_space)
     spec = ModelSpec(space, config.input_size, IMAGENET)
-    segmenter = TorchSegmenter(adapter.fc, spec, cuda_graphs=False)
+    segmenter = TorchSegmenter(model, spec, cuda_graphs=False)
     result = evaluate(segmenter, data.val, num_workers=0, indices=data.val_indices, progress=False)
-    adapter.fc.train()
+    model.train(was_training)
     return next(iter(result.to_dict()["miou"].values()))
 
 
@@ -216,6 +219,7 @@ def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
                 break
             adapter.set_fc_lr(fc_lr_factor(step, config, data.epoch_length))
             adapter.adv_scale = adv_ramp_factor(step, config)
+            adapter.warming_up = step < config.source_warmup
             batch = to_batch(src, tgt)
             with autocast:
                 losses = adapter.iteration(batch)

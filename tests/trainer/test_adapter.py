@@ -235,3 +235,39 @@ def test_the_adversarial_ramp_scales_alpha_and_beta_from_zero():
     total, parts = adapter.f_loss(batch, feats, logits)
     expected = parts["f_seg"] + 0.5 * 0.1 * (parts["f_adv"] + parts["f_aux"])
     torch.testing.assert_close(total, expected)
+
+
+def test_source_warmup_trains_f_and_c_alone_then_adapts():
+    config = resolve_config("cpu-tiny", overrides={"source_warmup": 2, "adv_ramp": 4})
+    assert [adv_ramp_factor(s, config) for s in (0, 2, 4, 6, 9)] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    adapter, batch = make_adapter(source_warmup=2), make_batch()
+    before = snapshot(adapter)
+    adapter.warming_up = True
+    assert set(adapter.iteration(batch)) == {"f_seg"}
+    assert changed(before, snapshot(adapter)) == {"fc"}  # G and D wait for the warm-up to end
+    adapter.warming_up = False
+    assert {"d_domain", "g_adv", "f_adv"} <= set(adapter.iteration(batch))
+    assert changed(before, snapshot(adapter)) == {"fc", "G", "D"}
+    with pytest.raises(ConfigError, match="source_warmup"):
+        resolve_config("cpu-tiny", overrides={"source_warmup": 4})  # all of its 4 iterations
+
+
+def test_ema_follows_the_weights_and_is_the_deployed_model():
+    adapter, batch = make_adapter(ema_decay=0.5), make_batch()
+    plain = make_adapter()
+    assert adapter.deployed is adapter.fc_ema and plain.deployed is plain.fc
+    expected = {k: v.detach().clone() for k, v in adapter.fc.named_parameters()}
+    for n in (1, 2, 3):
+        adapter.iteration(batch)
+        decay = min(0.5, (1 + n) / (10 + n))  # 0.18, 0.25, 0.31: the ramp, below 0.5
+        for name, weight in adapter.fc.named_parameters():
+            expected[name] = decay * expected[name] + (1 - decay) * weight.detach()
+    for name, average in adapter.fc_ema.named_parameters():
+        torch.testing.assert_close(average, expected[name], rtol=1e-5, atol=1e-7)
+        assert not average.requires_grad
+    assert any(
+        not torch.equal(a, w)
+        for a, w in zip(adapter.fc_ema.parameters(), adapter.fc.parameters(), strict=True)
+    )
+    with pytest.raises(ConfigError, match="ema_decay"):
+        resolve_config("cpu-tiny", overrides={"ema_decay": 1.0})

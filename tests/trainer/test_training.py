@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from PIL import Image
 
@@ -72,9 +73,14 @@ def final_weights(run):
     return load_checkpoint(run / "checkpoint.pt").state_dict
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(data, tmp_path):
+@pytest.mark.parametrize(
+    "levers", [[], ["--set", "source_warmup=15", "--set", "ema_decay=0.9"]], ids=["plain", "levers"]
+)
+def test_resume_after_sigkill_matches_an_uninterrupted_run(data, tmp_path, levers):
+    # With the levers, the kill and the resume fall across the warm-up's end, and the saved
+    # checkpoint is the moving average, which the resume file must carry on exactly.
     common = ["--iterations", "80", "--set", "checkpoint_every=10", "--set", "val_every=0",
-              "--set", "log_every=5"]  # fmt: skip
+              "--set", "log_every=5", *levers]  # fmt: skip
     straight = tmp_path / "straight"
     assert cli(args_for(data, straight, *common)) == 0
 
