@@ -17,7 +17,7 @@ RESULTS_PRESET ?= cpu-small
 SEEDS ?= 1 2 3 4 5
 ABLATION_SEEDS ?= 1 2 3
 JOBS ?= 2
-SWEEP = $(PY) -m genadapt.trainer.sweep --jobs $(JOBS)
+SWEEP = $(BIN)/genadapt-sweep --jobs $(JOBS)
 # Choosing the CPU presets' settings on a fourth look (never the reported target or unseen).
 TUNE ?= tune-out
 TUNE_PRESET ?= cpu-demo

@@ -44,6 +44,7 @@ from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write_bytes
 from genadapt.labels import CITYSCAPES19
 from genadapt.model import ModelConfig, build_model
+from genadapt.provenance import footnote, provenance
 
 log = logging.getLogger(__name__)
 PAPER_SIZES = [(512, 256), (640, 320), (1024, 512)]
@@ -58,7 +59,10 @@ class Reports:
 
     def write(self, name: str, data: dict, markdown: str) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
+        # A measurement made elsewhere (a GPU check's archive) keeps the record it came with.
+        data = {**data, "provenance": data.get("provenance") or provenance()}
         atomic_write_bytes(self.out / f"{name}.json", json.dumps(data, indent=2).encode())
+        markdown = f"{markdown.rstrip()}\n\n{footnote(data['provenance'])}\n"
         atomic_write_bytes(self.out / f"{name}.md", markdown.encode())
         print(markdown)
         return data
@@ -374,7 +378,9 @@ COMMANDS = {
 def cli(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(args.verbose)
-    return run_cli(f"genadapt-bench {args.command}", lambda: COMMANDS[args.command](args) and 0)
+    return run_cli(
+        f"genadapt-bench {args.command}", lambda: COMMANDS[args.command](args) and 0, argv
+    )
 
 
 if __name__ == "__main__":

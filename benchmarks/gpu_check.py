@@ -37,6 +37,7 @@ from genadapt.imaging import logits_to_labels, network_input, normalize_batch
 from genadapt.labels import CITYSCAPES19
 from genadapt.model import ModelConfig, build_model
 from genadapt.onnx_graph import export_graph
+from genadapt.provenance import provenance
 from genadapt.runtime import TorchSegmenter
 from genadapt.runtime.ort_providers import choose_providers, import_onnxruntime
 from genadapt.scenes.generate import generate_scenes
@@ -285,6 +286,7 @@ def check_paper_iteration(plan: CheckPlan) -> dict:
 
 
 def _save(out: Path, name: str, data: dict) -> None:
+    data = {**data, "provenance": provenance()}
     (out / f"{name}.json").write_text(json.dumps(data, indent=2))
 
 

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from genadapt.provenance import cpu_features, cpu_model
+
 
 def summarize(samples_s: list[float], items_per_call: int = 1) -> dict:
     """Percentiles in milliseconds and throughput from per-call wall times in seconds."""
@@ -91,32 +93,10 @@ def environment(device: torch.device | str) -> dict:
     return info
 
 
-def cpu_features() -> list[str]:
-    """The vector extensions of this CPU that decide its speed here (from /proc/cpuinfo)."""
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next(
-                (line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []
-            )
-    except OSError:
-        return []
-    return [flag for flag in wanted if flag in flags]
-
-
 def device_name(device: torch.device | str) -> str:
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(torch.device(device))
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name} ({torch.get_num_threads()} threads)"
+    return f"{cpu_model()} ({torch.get_num_threads()} threads)"
 
 
 # Other processes may use this share of all CPUs during a measurement before it is marked

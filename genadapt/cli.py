@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from genadapt.errors import GenadaptError
+from genadapt.provenance import running_command
 
 log = logging.getLogger("genadapt")
 
@@ -23,13 +24,15 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
-def run_cli(prog: str, main: Callable[[], int]) -> int:
+def run_cli(prog: str, main: Callable[[], int], argv: list[str] | None = None) -> int:
     """Run `main`, turning a user error into `prog: error: ...` and exit status 2.
 
-    Set GENADAPT_DEBUG=1 to see the full traceback instead.
+    `argv` (default: this process's arguments) is the command that result files record as
+    their provenance. Set GENADAPT_DEBUG=1 to see the full traceback instead.
     """
     try:
-        return main()
+        with running_command([prog.split()[0], *(sys.argv[1:] if argv is None else argv)]):
+            return main()
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -22,6 +22,7 @@ from genadapt.datasets import SegmentationDataset, Transform
 from genadapt.fileio import atomic_write_bytes
 from genadapt.labels import CITYSCAPES19, SYNTHIA13, SYNTHIA16, LabelSpace
 from genadapt.metrics import ConfusionMatrix, summarize
+from genadapt.provenance import footnote, provenance
 from genadapt.runtime.base import Segmenter
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,11 @@ def _fmt(value: float | None) -> str:
 
 
 def write_report(out_dir: Path, name: str, result: dict) -> tuple[Path, Path]:
+    """`name`.json and `name`.md in `out_dir`, each saying which commit, machine and command
+    made it."""
+    result = {**result, "provenance": provenance()}
     json_path = atomic_write_bytes(out_dir / f"{name}.json", json.dumps(result, indent=2).encode())
-    md = markdown_table({name: result}) + f"\n{result['convention']}.\n"
+    md = markdown_table({name: result}) + f"\n{result['convention']}.\n\n"
+    md += footnote(result["provenance"]) + "\n"
     md_path = atomic_write_bytes(out_dir / f"{name}.md", md.encode())
     return json_path, md_path

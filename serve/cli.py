@@ -90,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
 def cli(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(args.verbose)
-    return run_cli("genadapt-serve", lambda: main(args))
+    return run_cli("genadapt-serve", lambda: main(args), argv)
 
 
 if __name__ == "__main__":

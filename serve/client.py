@@ -73,7 +73,7 @@ def cli(argv: list[str] | None = None) -> int:
     p.add_argument("--wait", type=float, default=120, help="seconds to wait for /readyz")
     args = p.parse_args(argv)
     setup_logging()
-    return run_cli("genadapt-serve client", lambda: main(args))
+    return run_cli("genadapt-serve client", lambda: main(args), argv)
 
 
 if __name__ == "__main__":

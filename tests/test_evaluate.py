@@ -94,7 +94,7 @@ def test_retrieval_cli(tmp_path):
                   "--target", "cityscapes", str(tmp_path / "cs"), "--pool", "4", "--queries", "2",
                   "--k", "1", "4", "--out", str(tmp_path / "ret")])  # fmt: skip
     assert status == 0
-    result = json.loads((tmp_path / "ret/retrieval.json").read_text())["run_a"]
+    result = json.loads((tmp_path / "ret/retrieval.json").read_text())["models"]["run_a"]
     assert result["k"] == [1, 4] and 0 <= result["A_k"][1] <= 4
     assert (tmp_path / "ret/retrieval.png").stat().st_size > 1000
 

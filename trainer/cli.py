@@ -118,8 +118,10 @@ def main(args: argparse.Namespace) -> int:
         config.loss_reduction,
         ", ".join(f"{k} {v:.3g}" for k, v in config.effective_weights().items()),
     )
-    if not args.resume and int(os.environ.get("RANK", "0")) == 0:  # torchrun: rank 0 writes
-        run.create(config)
+    if int(os.environ.get("RANK", "0")) == 0:  # torchrun: rank 0 writes
+        if not args.resume:
+            run.create(config)
+        run.record_provenance()  # one record per start: a resumed run may be on other code
     try:
         metrics = train(config, run, resume=bool(args.resume))
     except torch.OutOfMemoryError:
@@ -135,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
 def cli(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(args.verbose)
-    return run_cli("genadapt-train", lambda: main(args))
+    return run_cli("genadapt-train", lambda: main(args), argv)
 
 
 if __name__ == "__main__":

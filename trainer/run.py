@@ -6,6 +6,7 @@
                         model selected by source-val mIoU (held-out source images, never
                         target labels), or the last one when validation is off
     RUN/resume.pt       everything needed to continue: F+C, G, D, optimizers, RNG, step
+    RUN/provenance.json the commit, machine, command and date of each start (and resume)
     RUN/curves.png      losses and source-val mIoU, refreshed with each checkpoint
     RUN/reconstructions.png   what G makes of F's embedding of a source and a target image
 
@@ -27,6 +28,7 @@ from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write, atomic_write_bytes, load_weights_only
 from genadapt.imaging import encode_png
 from genadapt.labels import get_label_space
+from genadapt.provenance import provenance
 from genadapt.trainer.adapter import Adapter, Batch
 from genadapt.trainer.config import TrainConfig, save_yaml
 
@@ -46,6 +48,7 @@ class RunFolder:
         self.checkpoint_path = self.path / "checkpoint.pt"
         self.resume_path = self.path / "resume.pt"
         self.curves_path = self.path / "curves.png"
+        self.provenance_path = self.path / "provenance.json"
 
     def create(self, config: TrainConfig) -> None:
         """Start a new run; never overwrite an earlier run's work."""
@@ -55,6 +58,18 @@ class RunFolder:
                 "or choose another --out"
             )
         atomic_write_bytes(self.config_path, save_yaml(config))
+
+    def record_provenance(self) -> None:
+        """Append this start's record (commit, machine, command, date) to provenance.json."""
+        atomic_write_bytes(
+            self.provenance_path, json.dumps([*self.provenance(), provenance()], indent=2).encode()
+        )
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """One record per start of the run, oldest first (none for runs from before them)."""
+        if not self.provenance_path.is_file():
+            return []
+        return json.loads(self.provenance_path.read_text())
 
     def log(self, record: dict[str, Any]) -> None:
         with open(self.metrics_path, "a") as f:

@@ -1,6 +1,6 @@
 """Many training runs and their evaluations, a few at a time: seeds, the ablation, tuning.
 
-    python -m genadapt.trainer.sweep --data DATA --out OUT --preset cpu-small \
+    genadapt-sweep --data DATA --out OUT --preset cpu-small \
         --run source-only=source-only --run adapted=full --seeds 1 2 3 --eval target unseen
 
 DATA is a `genadapt-data scenes` folder (source/ in the GTA5 layout, the other looks in the
@@ -35,6 +35,7 @@ import numpy as np
 
 from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write_bytes
+from genadapt.provenance import footnote, provenance
 from genadapt.trainer.config import VARIANTS
 from genadapt.trainer.run import RunFolder
 
@@ -136,6 +137,9 @@ def summarize(out: Path, runs: list[RunSpec], evals: list[str]) -> dict:
         selected = _selected(folder)
         if selected:
             row |= selected
+        starts = RunFolder(folder).provenance() if folder.is_dir() else []
+        row["trained_at"] = sorted({f"{p['commit'][:12]}{'+dirty' if p['dirty'] else ''}"
+                                    for p in starts})  # fmt: skip
         per_run[spec.folder] = row
     names = list(dict.fromkeys(spec.name for spec in runs))
     columns = [*evals, "source_val"]
@@ -146,7 +150,13 @@ def summarize(out: Path, runs: list[RunSpec], evals: list[str]) -> dict:
         }
         for name in names
     }
-    return {"subset": SUBSET, "runs": per_run, "names": per_name, "baseline": names[0]}
+    return {
+        "subset": SUBSET,
+        "runs": per_run,
+        "names": per_name,
+        "baseline": names[0],
+        "provenance": provenance(),
+    }
 
 
 def _selected(folder: Path) -> dict | None:
@@ -192,6 +202,10 @@ def summary_markdown(summary: dict) -> str:
         lines.append(f"| {folder} | {' | '.join(cells)} | {row.get('selected_step', '–')} |")
     if summary.get("failed"):
         lines += ["", f"Failed: {', '.join(summary['failed'])}"]
+    trained = sorted({c for row in runs.values() for c in row.get("trained_at", [])})
+    lines += ["", f"Runs trained at commit(s): {', '.join(trained) or 'not recorded'}."]
+    if "provenance" in summary:
+        lines.append(footnote(summary["provenance"]))
     return "\n".join(lines) + "\n"
 
 
@@ -217,9 +231,7 @@ def parse_run(text: str) -> tuple[str, str, Path | None]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m genadapt.trainer.sweep", description=__doc__.split("\n\n")[0]
-    )
+    p = argparse.ArgumentParser(prog="genadapt-sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="a genadapt-data scenes folder")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--preset", default="cpu-small")
@@ -260,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summary_markdown(summary), end="")
         return 1 if summary["failed"] else 0
 
-    return run_cli("sweep", go)
+    return run_cli("genadapt-sweep", go, argv)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def cli(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(args.verbose)
     commands = {"check": main_check, "scenes": main_scenes}
-    return run_cli(f"genadapt-data {args.command}", lambda: commands[args.command](args))
+    return run_cli(f"genadapt-data {args.command}", lambda: commands[args.command](args), argv)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from genadapt.evaluate import evaluate, markdown_table, write_report
 from genadapt.fileio import atomic_write_bytes
 from genadapt.imaging import UPSAMPLE_MODES
 from genadapt.model import FCN8s
+from genadapt.provenance import provenance
 from genadapt.retrieval import embed_images, plot_retrieval, retrieval_scores, split_pool_queries
 from genadapt.runtime import BACKENDS, load_segmenter
 
@@ -111,7 +112,8 @@ def main_retrieval(args: argparse.Namespace) -> int:
         name = _unique_name(path, results)
         results[name] = retrieval_scores(src_q, tgt_q, src_pool, tgt_pool, args.k)
         log.info("%s: A_k %s, B_k %s", name, results[name]["A_k"], results[name]["B_k"])
-    out = atomic_write_bytes(args.out / "retrieval.json", json.dumps(results, indent=2).encode())
+    report = {"models": results, "provenance": provenance()}
+    out = atomic_write_bytes(args.out / "retrieval.json", json.dumps(report, indent=2).encode())
     plot_retrieval(results, str(args.out / "retrieval.png"))
     for name, r in results.items():
         rows = zip(r["k"], r["A_k"], r["B_k"], strict=True)
@@ -191,14 +193,14 @@ def cli(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "table":
         args = get_table_parser().parse_args(argv[1:])
         setup_logging(False)
-        return run_cli("genadapt-eval table", lambda: main_table(args))
+        return run_cli("genadapt-eval table", lambda: main_table(args), argv)
     if argv and argv[0] == "retrieval":
         args = get_retrieval_parser().parse_args(argv[1:])
         setup_logging(args.verbose)
-        return run_cli("genadapt-eval retrieval", lambda: main_retrieval(args))
+        return run_cli("genadapt-eval retrieval", lambda: main_retrieval(args), argv)
     args = get_args_parser().parse_args(argv)
     setup_logging(args.verbose)
-    return run_cli("genadapt-eval", lambda: main(args))
+    return run_cli("genadapt-eval", lambda: main(args), argv)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from genadapt.errors import GenadaptError
+from genadapt.provenance import provenance
 from genadapt.scenes.generate import generate_scenes
 from genadapt.trainer.sweep import main, parse_run
 
@@ -25,13 +26,17 @@ def test_a_sweep_trains_evaluates_summarizes_and_resumes(scenes, tmp_path, capsy
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["runs"]) == {"source-only-1", "source-only-2", "adapted-1", "adapted-2"}
+    commit = provenance()["commit"][:12]
     for row in summary["runs"].values():
         assert {"target", "source_val", "selected_step"} <= set(row)
         assert row["classes_scored"] is not None
+        assert row["trained_at"] and row["trained_at"][0].startswith(commit)
+    assert summary["provenance"]["commit"].startswith(commit)
     assert summary["names"]["adapted"]["target"]["n"] == 2
     table = (out / "summary.md").read_text()
     assert table == capsys.readouterr().out
     assert "| adapted-2 |" in table and "gain over the same seed's source-only" in table
+    assert f"Runs trained at commit(s): {commit}" in table and "Made by commit" in table
 
     # Picking up again: a finished run is kept; one whose evaluation is missing is resumed
     # (its saved state is complete, so it only evaluates) rather than trained again.

@@ -97,6 +97,10 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(data, tmp_path, lever
 
     for key, value in final_weights(straight).items():
         assert torch.equal(value, final_weights(killed)[key]), key
+    # Each start of a run says which code and command it was: the resumed run has two.
+    starts = RunFolder(killed).provenance()
+    assert len(starts) == 2 and "--resume" in starts[1]["command"]
+    assert len(RunFolder(straight).provenance()) == 1
     steps = [r["step"] for r in RunFolder(killed).records()]
     assert steps == list(range(5, 85, 5)), "metrics after the last save must not be duplicated"
 
