@@ -297,6 +297,16 @@ def cmd_suite(args: argparse.Namespace) -> dict:
     return results
 
 
+def cmd_loader(args: argparse.Namespace) -> dict:
+    from genadapt.benchmarks.loader_bench import loader_markdown, run_loader
+
+    if args.quick:  # small frames: the path, not the numbers
+        results = run_loader([0, 1], frames=3, steps=3, scale=0.125)
+    else:
+        results = run_loader(args.workers, args.frames, args.steps, args.iteration_ms)
+    return Reports(args.out).write("loader", results, loader_markdown(results))
+
+
 def cmd_gpu_check(args: argparse.Namespace) -> dict:
     from genadapt.benchmarks.gpu_check import run_gpu_check
 
@@ -344,6 +354,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--backend", choices=("onnxruntime", "onnxruntime-int8", "torch"), default="onnxruntime"
     )
+    lo = sub.add_parser("loader", help="the training loader on full-size frames vs an iteration")
+    lo.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    lo.add_argument("--frames", type=int, default=12, help="generated frames per domain")
+    lo.add_argument("--steps", type=int, default=24, help="iterations timed per setting")
+    lo.add_argument(
+        "--iteration-ms", type=float, default=94.0, help="the iteration to feed (H200 paper: 94)"
+    )
+    lo.add_argument("--quick", action="store_true", help="small frames, seconds on a CPU")
+    lo.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("suite", help="all of them, sized for this machine (GPU: paper sizes)")
     g = sub.add_parser("gpu-check", help="every GPU path once: PASS/FAIL lines, log, archive")
     g.add_argument("--out", type=Path, required=True)
@@ -370,6 +389,7 @@ COMMANDS = {
     "http": cmd_http,
     "eval": cmd_eval,
     "suite": cmd_suite,
+    "loader": cmd_loader,
     "gpu-check": cmd_gpu_check,
     "gpu-report": cmd_gpu_report,
 }

@@ -89,6 +89,9 @@ class DatasetKind:
     classes: LabelSpace  # the classes this dataset annotates
     max_raw_id: int  # larger raw ids are not valid labels of this dataset
     default_split: str = "all"
+    # The authors' training frames (their segmentation_datasets.py): GTA5 resized to 1280 wide
+    # with its aspect kept; SYNTHIA and Cityscapes at full scale (None). Random crops of those.
+    authors_frame_width: int | None = None
 
     def pairs(self, root: Path, split: str) -> list[Pair]:
         images = sorted(root.glob(self.image_glob.replace("SPLIT", split)))
@@ -110,6 +113,7 @@ DATASET_KINDS: dict[str, DatasetKind] = {
             lookup=cityscapes_lut,
             classes=CITYSCAPES19,
             max_raw_id=33,
+            authors_frame_width=1280,
         ),
         DatasetKind(
             name="synthia",
@@ -171,36 +175,67 @@ def list_pairs(kind: DatasetKind, root: Path, split: str | None = None) -> list[
     return pairs
 
 
+RESIZE_RULES = ("cover", "stretch", "authors")
+
+
 @dataclass(frozen=True)
 class Transform:
-    """Training: the image at `size`, then an optional random crop. Eval: image at `size`, label
-    kept at full resolution.
+    """Training: the frame brought to the network's scale, then a random window of the
+    training size. Evaluation: the image resized to `size`, the label kept at full resolution.
 
-    `size` and `crop` are (W, H). The paper trains at 1024×512; the authors' code on random
-    640×320 crops of that. The image arrives at `size` already (`decode`); the label is resized
-    here, nearest.
+    `size` and `crop` are (W, H); the training window is `crop` or else `size`. `resize` says
+    how a training frame reaches its scale: "cover" keeps its aspect and scales it to just cover
+    `size` (a 1914×1052 GTA5 frame → 1024×563, then a random 1024×512 window; a frame of the
+    window's aspect is simply resized), "stretch" resizes it to `size` whatever its aspect, and
+    "authors" is the authors' rule: frames resized to `frame_width` with the aspect kept (GTA5
+    1280), or kept at full scale (None: SYNTHIA, Cityscapes), with a `crop` window.
+    The image arrives at that scale already (`decode`); the label is resized here, nearest.
     """
 
     size: tuple[int, int]
     crop: tuple[int, int] | None = None
     hflip: bool = False
     train: bool = True
+    resize: str = "cover"
+    frame_width: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_RULES:
+            raise ValueError(f"resize must be one of {RESIZE_RULES}, got {self.resize!r}")
+
+    def frame_size(self, width: int, height: int) -> tuple[int, int]:
+        """(W, H) a frame of `width`×`height` is decoded at, before the window is cut."""
+        if not self.train or self.resize == "stretch":
+            return self.size
+        if self.resize == "authors":
+            if self.frame_width is None:
+                return width, height
+            return self.frame_width, int(self.frame_width / (width / height))  # as theirs
+        scale = max(self.size[0] / width, self.size[1] / height)
+        return max(self.size[0], round(width * scale)), max(self.size[1], round(height * scale))
 
     def decode(self, data: bytes) -> np.ndarray:
-        """The encoded image as the network sees it: `network_input`, as predict and serve."""
+        """The encoded image as the network sees it: `network_input`, as predict and serve,
+        at the frame size (the header is read first where the frame's shape decides it)."""
+        if self.train and self.resize != "stretch":
+            return network_input(data, self.frame_size(*probe_size(data)))
         return network_input(data, self.size)
 
     def __call__(self, rgb: np.ndarray, label: np.ndarray | None, rng: random.Random):
         if not self.train:
             return rgb, label  # evaluation scores against the full-resolution labels
-        if label is not None and (label.shape[1], label.shape[0]) != self.size:
-            label = np.asarray(Image.fromarray(label).resize(self.size, Image.Resampling.NEAREST))
+        frame = (rgb.shape[1], rgb.shape[0])
+        if label is not None and (label.shape[1], label.shape[0]) != frame:
+            label = np.asarray(Image.fromarray(label).resize(frame, Image.Resampling.NEAREST))
         return self._crop_flip(rgb, label, rng)
 
     def _crop_flip(self, rgb: np.ndarray, label: np.ndarray | None, rng: random.Random):
-        if self.crop is not None:
-            cw, ch = self.crop
-            x0, y0 = rng.randint(0, self.size[0] - cw), rng.randint(0, self.size[1] - ch)
+        cw, ch = self.crop or self.size
+        height, width = rgb.shape[:2]
+        if cw > width or ch > height:
+            raise ValueError(f"a {cw}x{ch} window does not fit in a {width}x{height} frame")
+        if (cw, ch) != (width, height):
+            x0, y0 = rng.randint(0, width - cw), rng.randint(0, height - ch)
             rgb = rgb[y0 : y0 + ch, x0 : x0 + cw]
             label = None if label is None else label[y0 : y0 + ch, x0 : x0 + cw]
         if self.hflip and rng.random() < 0.5:

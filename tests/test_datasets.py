@@ -1,8 +1,10 @@
+import io
 import logging
 import random
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from genadapt.datasets import DatasetError, SegmentationDataset, Transform
 from genadapt.labels import CAMVID10, CITYSCAPES19, SYNTHIA16
@@ -89,3 +91,33 @@ def test_crop_and_flip_keep_image_and_label_aligned():
     for seed in range(10):
         out_rgb, out_label = transform(rgb, label, random.Random(seed))
         np.testing.assert_array_equal(out_rgb[:, :, 0] > 0, out_label == 1)
+
+
+@pytest.mark.parametrize(
+    ("resize", "kind", "frame"),
+    [
+        ("cover", "gta5", (64, 35)),  # 96x53 scaled by 2/3 with its aspect: covers 64x32
+        ("stretch", "gta5", (64, 32)),  # squashed, as genadapt did before
+        ("authors", "gta5", (80, 44)),  # GTA5 to the authors' width (80 here), aspect kept
+        ("authors", "cityscapes", (96, 53)),  # Cityscapes at full scale
+    ],
+)
+def test_training_frames_reach_the_network_scale_by_the_chosen_rule(resize, kind, frame):
+    transform = Transform((64, 32), crop=(32, 16) if resize == "authors" else None, resize=resize,
+                          frame_width=80 if kind == "gta5" else None)  # fmt: skip
+    assert transform.frame_size(96, 53) == frame
+    image = np.zeros((53, 96, 3), np.uint8)
+    image[:, 48:] = 200  # the right half is bright, its label 1: they must stay aligned
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    rgb = transform.decode(buf.getvalue())
+    assert (rgb.shape[1], rgb.shape[0]) == frame
+    label = (image[:, :, 0] > 0).astype(np.uint8)
+    for seed in range(5):
+        window, window_label = transform(rgb, label, random.Random(seed))
+        assert (window.shape[1], window.shape[0]) == (transform.crop or (64, 32))
+        bright = window[:, :, 0] > 100
+        assert (bright == (window_label == 1)).mean() > 0.9  # resampling blurs the one edge
+    # Evaluation always sees the image at the network size, as predict and serve do.
+    evaluation = Transform((64, 32), train=False, resize=resize)
+    assert evaluation.decode(buf.getvalue()).shape == (32, 64, 3)

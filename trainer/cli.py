@@ -21,8 +21,11 @@ import yaml
 from genadapt.cli import run_cli, setup_logging
 from genadapt.errors import GenadaptError
 from genadapt.trainer.config import (
+    AMP_MODES,
     PRESETS,
+    RESIZE_RULES,
     VARIANTS,
+    VGG_LAYOUTS,
     ConfigError,
     TrainConfig,
     load_yaml,
@@ -34,7 +37,9 @@ from genadapt.trainer.train import build_data, train
 log = logging.getLogger(__name__)
 # Settings that may change when a run is resumed; anything else would change the experiment.
 PAPER_PRESETS = ("paper", "paper-fast")
-RESUMABLE_OVERRIDES = {"iterations", "device", "num_workers", "log_every", "tensorboard"}
+RESUMABLE_OVERRIDES = {
+    "iterations", "device", "num_workers", "log_every", "tensorboard", "deterministic"
+}  # fmt: skip
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -57,6 +62,28 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1")
     p.add_argument("--vgg-weights", dest="vgg_weights", help="local ImageNet VGG16 weights")
+    p.add_argument(
+        "--vgg-layout",
+        dest="vgg_layout",
+        choices=VGG_LAYOUTS,
+        help="the input the VGG16 weights expect: torchvision (RGB, normalized) or caffe (BGR, "
+        "0..255; the authors' vgg16_from_caffe.pth); auto reads it from conv1_1 (default)",
+    )
+    p.add_argument(
+        "--resize",
+        choices=RESIZE_RULES,
+        help="how training frames reach --size: cover (aspect kept, default), stretch, or "
+        "authors (GTA5 to 1280 wide, Cityscapes/SYNTHIA at full scale; needs --crop)",
+    )
+    p.add_argument(
+        "--amp", choices=AMP_MODES, help="bf16: bf16 autocast on CUDA (a deviation); off: fp32"
+    )
+    p.add_argument(
+        "--deterministic",
+        action="store_const",
+        const=True,
+        help="deterministic kernels on CUDA (no cuDNN benchmark): bit-identical resumes there",
+    )
     p.add_argument(
         "--set",
         action="append",

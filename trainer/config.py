@@ -17,6 +17,9 @@ from genadapt.errors import GenadaptError
 
 VARIANTS = ("full", "source-only", "feature-d", "global-d", "no-aux")
 REDUCTIONS = ("sum", "mean")
+AMP_MODES = ("off", "bf16")
+RESIZE_RULES = ("cover", "stretch", "authors")  # datasets.Transform (a torch-free copy: asserted)
+VGG_LAYOUTS = ("auto", "torchvision", "caffe")
 # The loss weights each variant has no term for: it sets them to 0 (and refuses a user's other
 # value, rather than overwriting it silently).
 UNUSED_WEIGHTS = {
@@ -61,13 +64,19 @@ class TrainConfig:
     target_root: str = ""
     target_split: str = "train"
     label_space: str = "cityscapes19"
-    size: tuple[int, int] = (1024, 512)  # (W, H) images are resized to
+    size: tuple[int, int] = (1024, 512)  # (W, H) the scale training frames are brought to
     crop: tuple[int, int] | None = None  # (W, H) random crop of that; the authors' code: 640×320
+    # How a training frame reaches `size` (datasets.Transform): "cover" keeps its aspect (GTA5's
+    # 1914×1052 → 1024×563, then a random 1024×512 window), "stretch" squashes it to `size`,
+    # "authors" is their rule (GTA5 to 1280 wide, SYNTHIA and Cityscapes at full scale), with
+    # `crop`. The network is deployed and evaluated at the crop's size, or else `size`.
+    resize: str = "cover"
     hflip: bool = False
     # Network F+C (G and D are scaled by the same width).
     width: float = 1.0
     padding: str = "pad100"
     vgg_weights: str = ""  # local ImageNet VGG16 state dict; empty: train F from scratch
+    vgg_layout: str = "auto"  # torchvision | caffe (the input the weights expect); auto: read it
     # Optimization (METHOD.md): F/C Adam 1e-5 (biases ×2) decayed ×0.1 every 8 epochs; G/D 1e-4.
     iterations: int = 100_000
     batch_size: int = 1
@@ -75,7 +84,10 @@ class TrainConfig:
     lr_fc_bias_mult: float = 2.0
     betas_fc: tuple[float, float] = (0.9, 0.999)
     lr_decay: float = 0.1
-    lr_decay_epochs: int = 8  # an epoch is min(|source|, |target|) iterations
+    # Every this many epochs F/C's lr is multiplied by lr_decay. An epoch is min(|source|,
+    # |target|) iterations, |source| for source-only. Unset: the authors', 8 for the adapting
+    # variants (Trainer_LSD) and 3 for source-only (their trainer_sourceonly).
+    lr_decay_epochs: int | None = None
     lr_gd: float = 1e-4
     betas_gd: tuple[float, float] = (0.7, 0.999)
     seed: int = 1337
@@ -85,7 +97,13 @@ class TrainConfig:
     val_every: int = 1000  # source-val mIoU; 0 disables
     val_images: int = 100
     device: str = "auto"  # auto: cuda if available
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    # "bf16": bf16 autocast on CUDA (ignored on CPU), a deviation from the authors' fp32 that
+    # the trainer says so at start; "off": fp32 (TF32 matmuls on CUDA), as the authors trained.
+    amp: str = "off"
+    # On CUDA, cuDNN's benchmark picks the fastest kernels, which may differ between runs; with
+    # deterministic, PyTorch's deterministic algorithms are used instead (slower), so that a
+    # resumed run is bit-identical there too. On a CPU training is deterministic either way.
+    deterministic: bool = False
     channels_last: bool = True  # on CUDA
     num_workers: int = 4
     tensorboard: bool = False
@@ -114,6 +132,18 @@ class TrainConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        # Configs from before amp took a name held a bool (and meant bf16 by true).
+        self.amp = {"true": "bf16", "false": "off"}.get(str(self.amp).lower(), self.amp)
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.resize not in RESIZE_RULES:
+            raise ConfigError(f"resize must be one of {RESIZE_RULES}, got {self.resize!r}")
+        if self.resize == "authors" and self.crop is None:
+            raise ConfigError("resize 'authors' trains on random crops: give --crop (e.g. 640x320)")
+        if self.vgg_layout not in VGG_LAYOUTS:
+            raise ConfigError(f"vgg_layout must be one of {VGG_LAYOUTS}, got {self.vgg_layout!r}")
+        if self.lr_decay_epochs is None:
+            self.lr_decay_epochs = 3 if self.variant == "source-only" else 8
         for name in UNUSED_WEIGHTS.get(self.variant, ()):
             setattr(self, name, 0.0)
 

@@ -14,7 +14,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from genadapt.datasets import SegmentationDataset, Transform
+from genadapt.datasets import SegmentationDataset, Transform, get_dataset_kind
 from genadapt.evaluate import evaluate
 from genadapt.fileio import remove_stale_temporaries
 from genadapt.imaging import IMAGENET
@@ -54,11 +54,22 @@ class Data:
     epoch_length: int
 
 
+def training_transform(config: TrainConfig, kind: str) -> Transform:
+    """How dataset `kind`'s frames become training windows (the authors' rule is per dataset)."""
+    width = get_dataset_kind(kind).authors_frame_width
+    return Transform(
+        config.size, config.crop, config.hflip, resize=config.resize, frame_width=width
+    )
+
+
 def build_data(config: TrainConfig, rank: int = 0) -> Data:
     space = get_label_space(config.label_space)
-    transform = Transform(config.size, config.crop, config.hflip)
     source = SegmentationDataset(
-        config.source_kind, config.source_root, config.source_split, space, transform
+        config.source_kind,
+        config.source_root,
+        config.source_split,
+        space,
+        training_transform(config, config.source_kind),
     )
     n_val = config.source_val_count
     if n_val >= len(source):
@@ -79,7 +90,7 @@ def build_data(config: TrainConfig, rank: int = 0) -> Data:
             config.target_root,
             config.target_split,
             space,
-            transform,
+            training_transform(config, config.target_kind),
             with_labels=False,
         )
         tgt = StepDataset(target, list(range(len(target))), seed + 1, steps)
@@ -105,7 +116,11 @@ def validate(adapter: Adapter, config: TrainConfig, data: Data) -> float:
     space = get_label_space(config.label_space)
     spec = ModelSpec(space, config.input_size, IMAGENET)
     segmenter = TorchSegmenter(model, spec, cuda_graphs=False)
-    result = evaluate(segmenter, data.val, num_workers=0, indices=data.val_indices, progress=False)
+    # Decoding happens in loader workers, off the thread that drives the accelerator.
+    workers = min(config.num_workers, len(data.val_indices))
+    result = evaluate(
+        segmenter, data.val, num_workers=workers, indices=data.val_indices, progress=False
+    )
     model.train(was_training)
     return next(iter(result.to_dict()["miou"].values()))
 
@@ -160,8 +175,13 @@ def setup_context(config: TrainConfig) -> Context:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     ctx = Context(pick_device(config, local_rank), rank, world)
+    if config.deterministic:
+        # cuBLAS needs this before its first call to be deterministic (PyTorch's reproducibility
+        # notes); the flag makes any op without a deterministic kernel raise instead of drift.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
     if ctx.cuda:
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not config.deterministic
         torch.cuda.set_device(ctx.device)
     if world > 1:
         dist.init_process_group("nccl" if ctx.cuda else "gloo")
@@ -177,7 +197,7 @@ def build_adapter(config: TrainConfig, ctx: Context, run: RunFolder, resume: boo
     space = get_label_space(config.label_space)
     model = build_model(ModelConfig(space.num_classes, config.width, config.padding))
     if config.vgg_weights not in ("", SCRATCH) and not resume:
-        load_vgg16_weights(model, config.vgg_weights)
+        load_vgg16_weights(model, config.vgg_weights, config.vgg_layout)
     adapter = Adapter(model, config)
     fmt = torch.channels_last if ctx.cuda and config.channels_last else torch.contiguous_format
     adapter.to(ctx.device, memory_format=fmt)  # before restore: optimizer state follows params
@@ -203,8 +223,10 @@ def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
     ]
     to_batch = BatchMaker(ctx, config)
     autocast = torch.autocast(
-        ctx.device.type, dtype=torch.bfloat16, enabled=ctx.cuda and config.amp
+        ctx.device.type, dtype=torch.bfloat16, enabled=ctx.cuda and config.amp == "bf16"
     )
+    if ctx.cuda and config.amp == "bf16" and ctx.is_main:
+        log.warning("bf16 autocast: a deviation from the authors' fp32 training (amp: off)")
     logger = LossLogger(run, config, start, ctx.is_main)
     metrics: dict = {}
     progress = tqdm(total=config.iterations, initial=start, desc="train", disable=not ctx.is_main)

@@ -161,3 +161,19 @@ def test_the_pipeline_decodes_as_the_service_does(monkeypatch):
     results = pipeline.run_pipeline(checkpoint, ["onnxruntime"], 1, "cpu")
     assert set(drafts) == {checkpoint.spec.input_size}
     assert results["backends"]["onnxruntime"]["pre-process"]["p50_ms"] < 5  # nothing to resize
+
+
+def test_the_loader_benchmark_times_the_trainers_own_data_path(tmp_path):
+    assert cli(["loader", "--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "loader.json").read_text())
+    rows = {(r["resize"], r["workers"]): r for r in results["rows"]}
+    assert set(rows) == {("cover", 0), ("cover", 1), ("authors", 0), ("authors", 1)}
+    for row in rows.values():
+        assert row["iterations_per_s"] > 0 and isinstance(row["keeps_up"], bool)
+    assert rows[("authors", 1)]["crop"] == [80, 40] and rows[("cover", 1)]["crop"] is None
+    assert (
+        rows[("cover", 1)]["workers_needed"] >= 1 and rows[("cover", 0)]["workers_needed"] is None
+    )
+    assert results["frame_sizes"]["gta5"] == [239, 132]  # GTA5's 1914×1052, × 1/8
+    assert results["provenance"]["command"].startswith("genadapt-bench loader")
+    assert "| authors | 1 |" in (tmp_path / "loader.md").read_text()

@@ -271,3 +271,27 @@ def test_ema_follows_the_weights_and_is_the_deployed_model():
     )
     with pytest.raises(ConfigError, match="ema_decay"):
         resolve_config("cpu-tiny", overrides={"ema_decay": 1.0})
+
+
+def test_learning_rate_decays_as_the_authors_per_variant():
+    from genadapt.trainer.train import fc_lr_factor
+
+    source_only = resolve_config("paper", overrides={"variant": "source-only"})
+    full = resolve_config("paper")
+    assert [fc_lr_factor(s, source_only, 100) for s in (299, 300, 600)] == [1.0, 0.1, 0.1**2]
+    assert [fc_lr_factor(s, full, 100) for s in (799, 800)] == [1.0, 0.1]
+
+
+def test_deterministic_turns_on_deterministic_kernels(monkeypatch):
+    import os
+
+    from genadapt.trainer.train import setup_context
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    config = resolve_config("cpu-tiny", overrides={"deterministic": True, "device": "cpu"})
+    try:
+        setup_context(config)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)

@@ -67,3 +67,34 @@ def test_the_paper_presets_ask_for_imagenet_weights(tmp_path, capsys):
     assert cli(args) == 2
     assert "--vgg-weights FILE" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_paper_presets_train_as_the_authors_did():
+    # fp32 (bf16 only when asked, and then called a deviation), the authors' lr decay per
+    # variant, frames scaled with their aspect kept.
+    full, source_only = (
+        resolve_config("paper"),
+        resolve_config("paper", overrides={"variant": "source-only"}),
+    )
+    assert full.amp == "off" and resolve_config("paper", overrides={"amp": "bf16"}).amp == "bf16"
+    assert (full.lr_decay_epochs, source_only.lr_decay_epochs) == (8, 3)
+    assert full.resize == "cover" and full.vgg_layout == "auto" and not full.deterministic
+    # A config.yaml written before amp took a name held a bool; it reads as it meant.
+    assert TrainConfig(amp=True).amp == "bf16" and TrainConfig(amp="False").amp == "off"
+
+
+def test_data_protocol_and_precision_choices_are_checked():
+    with pytest.raises(ConfigError, match="resize 'authors' trains on random crops"):
+        resolve_config("paper", overrides={"resize": "authors"})
+    authors = resolve_config("paper", overrides={"resize": "authors", "crop": "640x320"})
+    assert authors.input_size == (640, 320)  # evaluated at the crop size, as their eval script
+    for key, value in (("resize", "squash"), ("amp", "fp16"), ("vgg_layout", "bgr")):
+        with pytest.raises(ConfigError, match=key):
+            resolve_config("paper", overrides={key: value})
+
+
+def test_the_resize_rules_are_the_datasets_own():
+    from genadapt.datasets import RESIZE_RULES as DATASET_RULES
+    from genadapt.trainer.config import RESIZE_RULES
+
+    assert RESIZE_RULES == DATASET_RULES
