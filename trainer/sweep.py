@@ -36,6 +36,7 @@ import numpy as np
 from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write_bytes
 from genadapt.provenance import footnote, provenance
+from genadapt.stats import paired_comparison
 from genadapt.trainer.config import VARIANTS
 from genadapt.trainer.run import RunFolder
 
@@ -155,8 +156,31 @@ def summarize(out: Path, runs: list[RunSpec], evals: list[str]) -> dict:
         "runs": per_run,
         "names": per_name,
         "baseline": names[0],
+        "paired": paired(per_run, names, columns),
         "provenance": provenance(),
     }
+
+
+def paired(per_run: dict[str, dict], names: list[str], columns: list[str]) -> dict:
+    """Per name after the first (the baseline) and column: the paired comparison over the seeds
+    that both finished (`stats.paired_comparison`)."""
+    by_seed = {(r["name"], r["seed"]): r for r in per_run.values()}
+    out: dict[str, dict] = {}
+    for name in names[1:]:
+        for column in columns:
+            seeds = sorted(
+                seed
+                for (n, seed), row in by_seed.items()
+                if n == name
+                and row.get(column) is not None
+                and by_seed.get((names[0], seed), {}).get(column) is not None
+            )
+            if seeds:
+                out.setdefault(name, {})[column] = paired_comparison(
+                    [by_seed[(names[0], s)][column] for s in seeds],
+                    [by_seed[(name, s)][column] for s in seeds],
+                ) | {"seeds": seeds}
+    return out
 
 
 def _selected(folder: Path) -> dict | None:
@@ -200,6 +224,7 @@ def summary_markdown(summary: dict) -> str:
             else:
                 cells.append(f"{value:.1f}")
         lines.append(f"| {folder} | {' | '.join(cells)} | {row.get('selected_step', '–')} |")
+    lines += paired_markdown(summary.get("paired", {}), baseline)
     if summary.get("failed"):
         lines += ["", f"Failed: {', '.join(summary['failed'])}"]
     trained = sorted({c for row in runs.values() for c in row.get("trained_at", [])})
@@ -207,6 +232,29 @@ def summary_markdown(summary: dict) -> str:
     if "provenance" in summary:
         lines.append(footnote(summary["provenance"]))
     return "\n".join(lines) + "\n"
+
+
+def paired_markdown(comparisons: dict, baseline: str) -> list[str]:
+    """Lines of a table: each model's gain over the baseline, paired by seed."""
+    if not comparisons:
+        return []
+    lines = [
+        "",
+        f"Paired by seed (gain over {baseline}; 95% CI of the mean gain, one-sided p of a gain):",
+        "",
+        "| model | look | mean gain ± sd | 95% CI | p (gain > 0) | seeds gaining |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, looks in comparisons.items():
+        for look, c in looks.items():
+            sd = f" ± {c['sd']:.1f}" if c["sd"] is not None else ""
+            ci = f"[{c['ci95'][0]:+.1f}, {c['ci95'][1]:+.1f}]" if c["ci95"] else "–"
+            p = f"{c['p_one_sided']:.3f}" if c["p_one_sided"] is not None else "–"
+            lines.append(
+                f"| {name} | {look} | {c['mean_gain']:+.1f}{sd} | {ci} | {p} | "
+                f"{c['seeds_gaining']} of {c['n']} |"
+            )
+    return lines
 
 
 def _cell(stats: dict | None) -> str:

@@ -33,10 +33,15 @@ def test_a_sweep_trains_evaluates_summarizes_and_resumes(scenes, tmp_path, capsy
         assert row["trained_at"] and row["trained_at"][0].startswith(commit)
     assert summary["provenance"]["commit"].startswith(commit)
     assert summary["names"]["adapted"]["target"]["n"] == 2
+    pair = summary["paired"]["adapted"]["target"]
+    runs = summary["runs"]
+    gains = [runs[f"adapted-{s}"]["target"] - runs[f"source-only-{s}"]["target"] for s in (1, 2)]
+    assert pair["seeds"] == [1, 2] and pair["gains"] == [round(g, 2) for g in gains]
     table = (out / "summary.md").read_text()
     assert table == capsys.readouterr().out
     assert "| adapted-2 |" in table and "gain over the same seed's source-only" in table
     assert f"Runs trained at commit(s): {commit}" in table and "Made by commit" in table
+    assert "| adapted | target |" in table and "Paired by seed" in table
 
     # Picking up again: a finished run is kept; one whose evaluation is missing is resumed
     # (its saved state is complete, so it only evaluates) rather than trained again.
