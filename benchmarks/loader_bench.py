@@ -19,7 +19,7 @@ from PIL import Image
 from genadapt.benchmarks.timing import environment, watching_the_machine
 from genadapt.scenes.generate import generate_scenes
 
-GTA5_SIZE = (1914, 1052)  # GTA5's frames (METHOD.md), Cityscapes' are 2048×1024
+GTA5_SIZE = (1914, 1052)  # GTA5's frames (docs/method.md), Cityscapes' are 2048×1024
 PAPER_ITERATION_MS = 94.0  # the paper preset's pad100 iteration on one H200 (bf16)
 
 

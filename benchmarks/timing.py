@@ -100,7 +100,7 @@ def device_name(device: torch.device | str) -> str:
 
 
 # Other processes may use this share of all CPUs during a measurement before it is marked
-# contended: on 2 shared cores, a neighbour's job doubles a latency (DESIGN.md).
+# contended: on 2 shared cores, a neighbour's job doubles a latency (README, Performance).
 CONTENDED_SHARE = 0.10
 
 

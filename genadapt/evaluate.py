@@ -1,4 +1,4 @@
-"""The paper's evaluation protocol (METHOD.md, Evaluation protocol).
+"""The paper's evaluation protocol (docs/method.md, Evaluation).
 
 Predict on the image resized to the network size, upsample to the ground truth's resolution
 (×2: 1024×512 → 2048×1024 for Cityscapes), accumulate one confusion matrix over the whole set,

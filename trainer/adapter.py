@@ -1,4 +1,4 @@
-"""One training iteration of the method: D step, G step, F/C step (METHOD.md).
+"""One training iteration of the method: D step, G step, F/C step (docs/method.md).
 
 Inputs per iteration: a source batch (Xs, Ys) and a target batch Xt, as uint8 images and uint8
 labels. F sees them normalized; D and the reconstruction loss see them in [0, 1].

@@ -35,14 +35,14 @@ class ConfigError(GenadaptError):
 
 @dataclass
 class TrainConfig:
-    # Method (METHOD.md). `variant` selects the paper's ablations (Table 4).
+    # Method (docs/method.md). `variant` selects the paper's ablations (Table 4).
     variant: str = "full"
     alpha: float = 0.1  # F/C step: auxiliary classification loss through G and D
     beta: float = 0.1  # F/C step: cross-domain adversarial losses
     g_aux_weight: float = 1.0  # G step: D's pixel-labeling loss on G(F(Xs))
     g_adv_weight: float = 0.1  # G step: within-domain adversarial losses
     g_recon_weight: float = 1.0  # G step: L1 reconstruction of Xs and Xt
-    # How the weights above apply (METHOD.md). "sum": the authors' code, every cross entropy
+    # How the weights above apply (docs/method.md). "sum": the authors' code, every cross entropy
     # summed over its pixels and L1 a mean, so that α and β act as 0.1 × N_D/(H·W) ≈ 0.0016 and
     # the L1 weight as 1/N_D (see `effective_weights`). "mean": every loss a per-pixel mean, so
     # the weights are what they say.
@@ -77,7 +77,8 @@ class TrainConfig:
     padding: str = "pad100"
     vgg_weights: str = ""  # local ImageNet VGG16 state dict; empty: train F from scratch
     vgg_layout: str = "auto"  # torchvision | caffe (the input the weights expect); auto: read it
-    # Optimization (METHOD.md): F/C Adam 1e-5 (biases ×2) decayed ×0.1 every 8 epochs; G/D 1e-4.
+    # Optimization (docs/method.md): F/C Adam 1e-5 (biases ×2), decayed ×0.1 (lr_decay_epochs);
+    # G/D Adam 1e-4.
     iterations: int = 100_000
     batch_size: int = 1
     lr_fc: float = 1e-5

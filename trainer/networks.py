@@ -1,6 +1,6 @@
 """G (generator) and D (discriminators): training-only networks, never exported.
 
-Channel counts follow METHOD.md at width 1.0 and scale with the same `width` as F.
+Channel counts follow docs/method.md at width 1.0 and scale with the same `width` as F.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class FeatureDiscriminator(nn.Module):
 
 
 def init_gan_weights(module: nn.Module) -> None:
-    """METHOD.md: conv weights N(0, 0.02), biases U(−0.01, 0.01)."""
+    """docs/method.md: conv weights N(0, 0.02), biases U(−0.01, 0.01)."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
             nn.init.normal_(m.weight, 0.0, 0.02)

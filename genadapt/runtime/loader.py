@@ -37,7 +37,8 @@ def load_segmenter(
 
     auto: an engine runs on TensorRT; an ONNX file on ONNX Runtime (CUDA when available); a
     checkpoint on PyTorch CUDA (fp16, CUDA graphs) on a GPU, and on a CPU through ONNX Runtime,
-    about 1.5× faster there than PyTorch eager (DESIGN.md: 0.97 s vs 1.51 s at 1024×512).
+    about 1.5× faster there than PyTorch eager (0.97 s vs 1.51 s at 1024×512 on a Zen 5
+    host, README Performance).
     `device` 'cuda' is a demand: it fails rather than fall back to the CPU. `max_batch` and
     `fp16` shape what is built for the GPU at load time (ONNX Runtime's TensorRT provider);
     `cache_dir` holds what it builds.

@@ -194,7 +194,7 @@ def test_the_authors_sums_act_as_their_effective_weights(variant):
 def test_the_paper_preset_is_the_authors_reduction():
     config = resolve_config("paper")
     assert config.loss_reduction == "sum"
-    # 1024×512: N_D = 128 × 64, so α = β = 0.1 / 64 and L1 acts at 1 / 8192 (METHOD.md).
+    # 1024×512: N_D = 128 × 64, so α = β = 0.1 / 64 and L1 acts at 1 / 8192 (docs/method.md).
     weights = config.effective_weights()
     assert weights["alpha"] == weights["beta"] == pytest.approx(0.1 / 64)
     assert weights["g_recon_weight"] == pytest.approx(1 / 8192)
