@@ -9,6 +9,7 @@ TORCH ?= torch==2.13.0
 # parity gate → one image through the HTTP service → a results table. About 8 minutes on 2 cores.
 OUT ?= demo-out
 DEMO_PRESET ?= cpu-demo
+DEMO_SEED ?= 1
 DEMO_PORT ?= 8765
 # The README's results: five seeds of each model at a larger preset, then the paper's Table 4
 # ablation on the same data; runs two at a time, and a rerun picks up where it stopped.
@@ -30,7 +31,7 @@ IMAGE ?= genadapt:latest
 CONTAINER ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo image/podman)
 IMAGE_BUILD_ARGS ?=
 
-.PHONY: setup test lint demo results ablation results-docs tune clean image image-smoke gpu-wheels gpu-genadapt-wheel
+.PHONY: setup test lint demo demo-docs results ablation results-docs tune clean image image-smoke gpu-wheels gpu-genadapt-wheel
 
 setup: $(VENV)/.installed
 
@@ -62,8 +63,8 @@ demo: setup
 	rm -rf $(OUT)
 	$(BIN)/genadapt-data scenes --out $(OUT)/data --size 512x256 --source 400 \
 	  --target-train 400 --target-val 60 --unseen 60
-	$(call train_and_eval,$(OUT)/runs/source-only,$(DEMO_PRESET),source-only,1,$(OUT)/data)
-	$(call train_and_eval,$(OUT)/runs/adapted,$(DEMO_PRESET),full,1,$(OUT)/data)
+	$(call train_and_eval,$(OUT)/runs/source-only,$(DEMO_PRESET),source-only,$(DEMO_SEED),$(OUT)/data)
+	$(call train_and_eval,$(OUT)/runs/adapted,$(DEMO_PRESET),full,$(DEMO_SEED),$(OUT)/data)
 	$(BIN)/genadapt-export $(OUT)/runs/adapted/checkpoint.pt --out $(OUT)/export
 	$(BIN)/genadapt-serve $(OUT)/export/model.labels.onnx --port $(DEMO_PORT) & \
 	  server=$$!; trap "kill $$server 2>/dev/null" EXIT; \
@@ -98,6 +99,14 @@ ablation: setup
 	  --run source-only=source-only --run feature-d=feature-d --run global-d=global-d \
 	  --run no-aux=no-aux --run adapted=full --seeds $(ABLATION_SEEDS) --eval target unseen \
 	  --summary ablation
+
+# Copy a demo's evaluation reports into docs/results/demo/seed-N/ (committed; the README's demo
+# table is rendered from them).
+demo-docs:
+	mkdir -p $(DOCS_RESULTS)/demo/seed-$(DEMO_SEED)
+	for m in source-only adapted; do for look in target unseen; do \
+	  cp $(OUT)/runs/$$m/eval/$$look.json $(DOCS_RESULTS)/demo/seed-$(DEMO_SEED)/$$m-$$look.json; \
+	done; done
 
 # Copy the reports of `make results` and `make ablation` into docs/results/ (committed).
 DOCS_RESULTS ?= docs/results

@@ -68,7 +68,11 @@ def gflops(width: float, padding: str, size: tuple[int, int]) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def train_iteration(cfg: BenchConfig, size: tuple[int, int], variant: str) -> dict:
+def train_iteration(
+    cfg: BenchConfig, size: tuple[int, int], variant: str, amp: str = "bf16"
+) -> dict:
+    """One D → G → F/C iteration of the `paper` preset; `amp` "bf16" autocasts on CUDA, "off"
+    runs fp32 (with PyTorch's default TF32 convolutions there)."""
     device = torch.device(cfg.device)
     cuda = device.type == "cuda"
     config = resolve_config(
@@ -88,7 +92,8 @@ def train_iteration(cfg: BenchConfig, size: tuple[int, int], variant: str) -> di
     xs01, xt01 = (torch.rand(1, 3, h, w, generator=g).to(device) for _ in range(2))
     ys = torch.randint(0, 19, (1, h, w), generator=g).to(torch.uint8).to(device)
     batch = Batch(xs=xs01 * 4 - 2, ys=ys, xs01=xs01, xt=xt01 * 4 - 2, xt01=xt01)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)
+    bf16 = cuda and amp == "bf16"
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def step():
         with autocast:
@@ -102,8 +107,16 @@ def train_iteration(cfg: BenchConfig, size: tuple[int, int], variant: str) -> di
         **summarize(samples),
         "machine": machine,
         "peak_memory_mb": peak_memory_mb(device),
-        "precision": "bf16 autocast" if cuda else "fp32",
+        "precision": _training_precision(cuda, bf16),
     }
+
+
+def _training_precision(cuda: bool, bf16: bool) -> str:
+    if bf16:
+        return "bf16 autocast"
+    if cuda and torch.backends.cudnn.allow_tf32:
+        return "fp32, TF32 convolutions (PyTorch's default)"
+    return "fp32"
 
 
 def eval_backends(cfg: BenchConfig, size: tuple[int, int]) -> list[tuple[str, str, object]]:

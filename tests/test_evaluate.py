@@ -149,3 +149,17 @@ def test_eval_scores_what_predict_deploys(tmp_path):
         index = CITYSCAPES19.names.index(name)
         if value is not None:
             assert value == pytest.approx(100 * iou[index], abs=0.006)
+
+
+def test_a_paired_table_gives_each_seeds_gain_and_the_interval(tmp_path, capsys):
+    specs = []
+    for method, values in (("source-only", [10.0, 12.0, 11.0]), ("adapted", [14.0, 15.0, 16.0])):
+        for seed, v in enumerate(values, 1):
+            path = tmp_path / f"{method}-{seed}.json"
+            path.write_text(json.dumps({"miou": {"cityscapes19": v}}))
+            specs.append(f"{method}:target={path}")
+    assert cli(["table", *specs, "--pair", "source-only"]) == 0
+    table = capsys.readouterr().out
+    # Gains +4, +3, +5: mean +4.0, sd 1, t = 4·√3 with 2 degrees of freedom.
+    assert "| adapted, target | +4.0, +3.0, +5.0 | +4.0 | [+1.5, +6.5] | 0.010 |" in table
+    assert cli(["table", *specs[:-1], "--pair", "source-only"]) == 2  # 3 against 2: unpaired

@@ -224,7 +224,9 @@ def summary_markdown(summary: dict) -> str:
             else:
                 cells.append(f"{value:.1f}")
         lines.append(f"| {folder} | {' | '.join(cells)} | {row.get('selected_step', '–')} |")
-    lines += paired_markdown(summary.get("paired", {}), baseline)
+    # Summaries written before the paired comparison existed: derived from their runs.
+    comparisons = summary.get("paired") or paired(runs, list(names), columns)
+    lines += paired_markdown(comparisons, baseline)
     if summary.get("failed"):
         lines += ["", f"Failed: {', '.join(summary['failed'])}"]
     trained = sorted({c for row in runs.values() for c in row.get("trained_at", [])})

@@ -25,6 +25,7 @@ from genadapt.model import FCN8s
 from genadapt.provenance import provenance
 from genadapt.retrieval import embed_images, plot_retrieval, retrieval_scores, split_pool_queries
 from genadapt.runtime import BACKENDS, load_segmenter
+from genadapt.stats import paired_comparison
 
 log = logging.getLogger(__name__)
 
@@ -137,29 +138,69 @@ def get_table_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("reports", nargs="+", metavar="METHOD:DATASET=REPORT.json")
     parser.add_argument("--subset", default="cityscapes19", help="which mIoU to show")
+    parser.add_argument(
+        "--pair",
+        metavar="METHOD",
+        help="also each other method's gain over METHOD, paired report by report (by seed)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     return parser
 
 
 def main_table(args: argparse.Namespace) -> int:
+    table = render_table(args.reports, args.subset, args.pair)
+    print(table, end="")
+    if args.out:
+        atomic_write_bytes(args.out, table.encode())
+    return 0
+
+
+def render_table(specs: list[str], subset: str = "cityscapes19", pair: str | None = None) -> str:
+    """The Markdown `genadapt-eval table` prints for `specs` (METHOD:DATASET=REPORT.json); with
+    `pair`, each other method's gain over it, paired report by report in the order given (one
+    report per seed), with its 95% CI and one-sided p (`genadapt.stats`)."""
     values: dict[tuple[str, str], list[float]] = {}
     scored: set[int] = set()
-    for spec in args.reports:
+    for spec in specs:
         key, sep, path = spec.partition("=")
         method, colon, dataset = key.partition(":")
         if not (sep and colon):
             raise GenadaptError(f"expected METHOD:DATASET=REPORT.json, got {spec!r}")
         report = json.loads(Path(path).read_text())
-        if args.subset not in report["miou"]:
-            raise GenadaptError(f"{path} has no mIoU over {args.subset}: {list(report['miou'])}")
-        values.setdefault((method, dataset), []).append(report["miou"][args.subset])
-        if args.subset in report.get("classes_scored", {}):  # reports from before it: unknown
-            scored.add(report["classes_scored"][args.subset])
-    table = mean_std_table(values, args.subset, scored)
-    print(table, end="")
-    if args.out:
-        atomic_write_bytes(args.out, table.encode())
-    return 0
+        if subset not in report["miou"]:
+            raise GenadaptError(f"{path} has no mIoU over {subset}: {list(report['miou'])}")
+        values.setdefault((method, dataset), []).append(report["miou"][subset])
+        if subset in report.get("classes_scored", {}):  # reports from before it: unknown
+            scored.add(report["classes_scored"][subset])
+    table = mean_std_table(values, subset, scored)
+    if pair is not None:
+        table += "\n" + paired_table(values, pair)
+    return table
+
+
+def paired_table(values: dict[tuple[str, str], list[float]], baseline: str) -> str:
+    """Per method and dataset: per-seed gains over `baseline`, mean, 95% CI, one-sided p."""
+    rows = [
+        f"| gain over {baseline} | per seed | mean | 95% CI | p (gain > 0) |",
+        "|---|---|---|---|---|",
+    ]
+    methods = [m for m in dict.fromkeys(m for m, _ in values) if m != baseline]
+    for method in methods:
+        for (m, dataset), candidate in values.items():
+            base = values.get((baseline, dataset))
+            if m != method or base is None:
+                continue
+            if len(base) != len(candidate):
+                raise GenadaptError(
+                    f"{method}:{dataset} has {len(candidate)} reports and {baseline}:{dataset} "
+                    f"{len(base)}: pairing needs one of each per seed"
+                )
+            c = paired_comparison(base, candidate)
+            gains = ", ".join(f"{g:+.1f}" for g in c["gains"])
+            ci = f"[{c['ci95'][0]:+.1f}, {c['ci95'][1]:+.1f}]" if c["ci95"] else "–"
+            p = f"{c['p_one_sided']:.3f}" if c["p_one_sided"] is not None else "–"
+            rows.append(f"| {method}, {dataset} | {gains} | {c['mean_gain']:+.1f} | {ci} | {p} |")
+    return "\n".join(rows) + "\n"
 
 
 def mean_std_table(

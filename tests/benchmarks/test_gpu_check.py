@@ -46,6 +46,9 @@ def test_every_check_reports_and_a_failure_does_not_stop_the_rest(broken_run, ca
     assert results["checks"]["torch-vs-cpu"]["label_agreement"] == 1.0  # CPU against CPU
     assert results["checks"]["torch-vs-cpu"]["device_resize_agreement"] == 1.0  # Pillow on both
     assert results["checks"]["eval"]["images_per_s"] > 0
+    iteration = results["checks"]["paper-iteration-pad100"]  # fp32 and bf16 at both paddings
+    assert set(iteration["rows"]) == {"pad1 fp32", "pad1 bf16", "pad100 fp32", "pad100 bf16"}
+    assert all(r["peak_memory_mb"] > 0 for r in iteration["rows"].values())
     training = results["checks"]["training-bf16"]
     assert training["f_seg_last"] < training["f_seg_first"]
     log = (out / "gpu-check.log").read_text()
