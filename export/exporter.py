@@ -21,6 +21,7 @@ from genadapt.datasets import SegmentationDataset
 from genadapt.export.onnx_export import ExportError, model_elements, write_onnx
 from genadapt.export.parity import ParityError, check_parity
 from genadapt.export.quantize import Calibration, quantize_labels_graph
+from genadapt.fileio import raise_if_disk_full
 from genadapt.onnx_graph import DEFAULT_OPSET, FLAVOURS, OnnxGraph, export_graph
 from genadapt.runtime import TorchSegmenter
 from genadapt.runtime.onnx_backend import OnnxSegmenter
@@ -80,6 +81,11 @@ def run_export(checkpoint_path: Path, out: Path, options: ExportOptions) -> Side
             _triton(staging, sidecar, options)
         sidecar.save(staging)  # once, describing exactly what is published beside it
         _publish(staging, out)
+    except Exception as exc:
+        raise_if_disk_full(
+            exc, out, f"cannot write the export to {out}", "nothing was published there"
+        )
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported %s to %s", ", ".join(sidecar.artifacts), out)

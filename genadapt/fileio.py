@@ -42,15 +42,26 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         os.replace(tmp_name, path)
     except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(exc, Exception) and _disk_full(exc, path.parent):
-            free = shutil.disk_usage(path.parent).free
-            raise DiskFullError(
-                f"cannot write {path}: the disk is full ({free / 2**20:.0f} MB free in "
-                f"{path.parent}); the previous {path.name}, if any, is intact"
-            ) from None
+        if isinstance(exc, Exception):
+            raise_if_disk_full(
+                exc,
+                path.parent,
+                f"cannot write {path}",
+                f"the previous {path.name}, if any, is intact",
+            )
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def raise_if_disk_full(exc: Exception, directory: Path, doing: str, outcome: str) -> None:
+    """Raise a DiskFullError saying `doing`, the free space in `directory` and `outcome` when
+    `exc` was a full disk (ENOSPC or quota, or any failure with almost no space left)."""
+    if _disk_full(exc, directory):
+        free = shutil.disk_usage(directory).free
+        raise DiskFullError(
+            f"{doing}: the disk is full ({free / 2**20:.0f} MB free in {directory}); {outcome}"
+        ) from None
 
 
 def _disk_full(exc: Exception, directory: Path) -> bool:

@@ -76,7 +76,7 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
     IndexError,
     KeyError,
     TypeError,
-    ZeroDivisionError,
+    ArithmeticError,  # ZeroDivisionError; OverflowError from a TIFF's 64-bit strip offset
 )
 # The memory a decode may hold at its peak, per decoded pixel and in all (see decode_cost).
 DECODE_BYTES_PER_PIXEL = 20

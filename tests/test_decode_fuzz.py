@@ -95,3 +95,31 @@ def test_any_bytes_decode_or_raise_a_decode_error(data):
 def test_the_reported_headers_are_decode_errors(data):
     with pytest.raises(ImageDecodeError):
         decode_image(data)
+
+
+@pytest.mark.parametrize("bigtiff", [False, True], ids=["classic", "bigtiff"])
+def test_every_tiff_tag_in_every_field_type_decodes_or_is_a_decode_error(bigtiff):
+    # Found by a mutator: StripOffsets as LONG8 with a huge value made Pillow raise
+    # OverflowError, which escaped as a 500. Every tag of a minimal TIFF, in every field type
+    # (LONG8, SLONG8, IFD8 and RATIONAL among them), with values at the integer limits.
+    from tiff_builder import FIELD_TYPES, MINIMAL, build_tiff
+
+    outcomes = {"decoded": 0, "refused": 0}
+    for tag, _, _ in MINIMAL:
+        for kind in FIELD_TYPES:
+            for value in (0, 1, 7, 2**31 + 3, 2**63 + 5, 2**64 - 1):
+                try:
+                    decode_image(build_tiff({tag: (kind, value)}, bigtiff))
+                    outcomes["decoded"] += 1
+                except ImageDecodeError:
+                    outcomes["refused"] += 1
+    assert outcomes["decoded"] > 0 and outcomes["refused"] > 0  # the builder makes real TIFFs
+
+
+def test_the_overflowing_strip_offset_and_multipage_tiffs():
+    from tiff_builder import STRIP_OFFSETS, build_tiff
+
+    with pytest.raises(ImageDecodeError):
+        decode_image(build_tiff({STRIP_OFFSETS: (16, 2**63 + 5)}, bigtiff=True))  # was a 500
+    assert decode_image(build_tiff(pages=3)).shape == (4, 4, 3)  # the first page is read
+    assert decode_image(build_tiff(pages=2, bigtiff=True)).shape == (4, 4, 3)

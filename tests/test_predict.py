@@ -111,3 +111,38 @@ def test_dangling_and_looping_links_are_failures_not_skipped(tmp_path, checkpoin
     summary = json.loads((out / "predict_summary.json").read_text())
     assert summary["processed"] == 1
     assert set(summary["failed"]) == {str(folder / "dangling.jpg"), str(folder / "loop.png")}
+
+
+def test_an_overflowing_tiff_and_a_folder_named_like_an_image_are_reported(
+    tmp_path, checkpoint_path, caplog
+):
+    from tiff_builder import STRIP_OFFSETS, build_tiff
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(folder / f"good{i}.png")
+    # A 64-bit strip offset that made Pillow raise OverflowError: predict used to stop there.
+    (folder / "bad.tif").write_bytes(build_tiff({STRIP_OFFSETS: (16, 2**63 + 5)}, bigtiff=True))
+    (folder / "folder.jpg").mkdir()
+    status = cli([str(checkpoint_path), str(folder), "--out", str(tmp_path / "out")])
+    assert status == 1
+    summary = json.loads((tmp_path / "out/predict_summary.json").read_text())
+    assert summary["processed"] == 3 and list(summary["failed"]) == [str(folder / "bad.tif")]
+    assert "folder.jpg: a folder named like an image" in caplog.text
+
+
+def test_the_summary_is_written_even_when_the_run_stops(tmp_path, checkpoint_path, monkeypatch):
+    from genadapt.commands import predict
+
+    write_images(tmp_path / "in")
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(predict, "write_outputs", full_disk)
+    assert cli([str(checkpoint_path), str(tmp_path / "in"), "--out", str(tmp_path / "out")]) == 2
+    summary = json.loads((tmp_path / "out/predict_summary.json").read_text())
+    # What it knew when it stopped: the unreadable file, nothing written, three not reached.
+    assert summary["processed"] == 0 and summary["not_reached"] == 3
+    assert list(summary["failed"]) == [str(tmp_path / "in/broken.png")]

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from genadapt.datasets import SegmentationDataset, Transform, get_dataset_kind
 from genadapt.evaluate import evaluate
@@ -235,7 +236,8 @@ def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
     # replaced only when source-val mIoU does not drop. Without validation it is the last model.
     selecting = bool(config.val_every and data.val_indices)
     best = run.best_source_val(start) if resume and ctx.is_main else float("-inf")
-    with Stopper() as stopper:
+    # The bar is closed however the loop ends, so that an error line never lands on it.
+    with Stopper() as stopper, progress, logging_redirect_tqdm():
         for step, (src, tgt) in enumerate(batches, start):
             if step >= config.iterations:
                 break
@@ -271,7 +273,6 @@ def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
                 log.warning("stopped at step %d; continue with --resume %s", done, run.path)
                 metrics["interrupted"] = True
                 break
-    progress.close()
     if ctx.world > 1:
         dist.destroy_process_group()
     return metrics

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from genadapt.cli import run_cli, setup_logging
 from genadapt.errors import GenadaptError
@@ -70,6 +71,8 @@ def collect_jobs(inputs: list[Path]) -> list[Job]:
     for item in inputs:
         if item.is_dir():
             files = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            for folder in (p for p in files if p.is_dir() and not p.is_symlink()):
+                log.warning("%s: a folder named like an image, not an image: skipped", folder)
             # A link is kept even when it leads nowhere: reading it reports it as a failure.
             files = [p for p in files if p.is_symlink() or p.is_file()]
             jobs += [Job(p, p.relative_to(item).with_suffix("")) for p in files]
@@ -126,7 +129,26 @@ def main(args: argparse.Namespace) -> int:
     segmenter = load_segmenter(args.model, args.backend, args.device, args.upsample)
     palette = segmenter.spec.label_space.palette_array()
     failures: dict[str, str] = {}
+    written: list[str] = []
     progress = tqdm(total=len(jobs), unit="img", desc="segment")
+    try:
+        with logging_redirect_tqdm():  # a log line during the run never lands on the bar's line
+            _segment_all(args, jobs, segmenter, palette, failures, written, progress)
+    finally:  # even a run that stops on an error (a full disk) says what it did
+        progress.close()
+        summary = {"processed": len(written), "failed": failures}
+        if len(written) + len(failures) < len(jobs):
+            summary["not_reached"] = len(jobs) - len(written) - len(failures)
+        atomic_write_bytes(args.out / SUMMARY_NAME, json.dumps(summary, indent=2).encode())
+    log.info("wrote %d of %d images to %s", summary["processed"], len(jobs), args.out)
+    if failures:
+        log.error("%d file(s) failed: %s", len(failures), ", ".join(failures))
+        return 1
+    return 0
+
+
+def _segment_all(args, jobs, segmenter, palette, failures, written, progress) -> None:
+    """Segment `jobs` in batches; unreadable files go to `failures`, written ones to `written`."""
     for start in range(0, len(jobs), args.batch_size):
         batch, inputs, photos = [], [], []
         for job in jobs[start : start + args.batch_size]:
@@ -148,15 +170,8 @@ def main(args: argparse.Namespace) -> int:
             continue
         for job, rgb, labels in zip(batch, photos, segmenter.segment(inputs), strict=True):
             write_outputs(args.out, job.stem, rgb, labels, palette)
+            written.append(str(job.source))
             progress.update(1)
-    progress.close()
-    summary = {"processed": len(jobs) - len(failures), "failed": failures}
-    atomic_write_bytes(args.out / SUMMARY_NAME, json.dumps(summary, indent=2).encode())
-    log.info("wrote %d of %d images to %s", summary["processed"], len(jobs), args.out)
-    if failures:
-        log.error("%d file(s) failed: %s", len(failures), ", ".join(failures))
-        return 1
-    return 0
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -281,3 +281,21 @@ def test_an_fp16_logits_graph_is_half_end_to_end_and_agrees_with_fp32():
     np.testing.assert_allclose(got.astype(np.float32), want, atol=0.02)
     with pytest.raises(ValueError, match="logits flavour only"):
         export_graph(ckpt.build_model(), "labels", ckpt.spec, fp16=True)
+
+
+def test_a_full_disk_is_one_line_with_the_path_and_the_free_space(tmp_path, monkeypatch, capsys):
+    import genadapt.export.exporter as exporter
+
+    checkpoint_path = save_checkpoint(trained_like_checkpoint(), tmp_path / "ckpt.pt")
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(exporter, "write_onnx", no_space)
+    out = tmp_path / "o"
+    assert cli([str(checkpoint_path), "--out", str(out), "--parity-images", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"genadapt-export: error: cannot write the export "
+                                               f"to {out}: the disk is full (")  # fmt: skip
+    assert "MB free in" in err[0] and err[0].endswith("nothing was published there")
+    assert list(out.iterdir()) == []  # the staging folder is gone too
