@@ -9,6 +9,7 @@ colorize / overlay / encode_png: what a person looks at.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 import zlib
@@ -85,16 +86,21 @@ _REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F")
 
 
 @contextmanager
-def reading_image() -> Iterator[None]:
+def reading_image(max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[None]:
     """Around Pillow reading untrusted bytes: what it raises on them becomes an
     ImageDecodeError (or its too-large / unsupported kinds), and its warnings about metadata
-    it skips are muted (the result, or the error, says all a caller needs)."""
+    it skips are muted (the result, or the error, says all a caller needs). An image Pillow
+    refuses as a decompression bomb is reported against genadapt's own `max_pixels`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(str(exc)) from None
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{megapixels(int(found.group(1)))}" if found else "too many pixels"
+        raise ImageTooLargeError(
+            f"image has {size}, more than the allowed {megapixels(max_pixels)}"
+        ) from None
     except UnidentifiedImageError:
         raise UnsupportedImageError(
             f"not a supported image (supported: {', '.join(SUPPORTED_FORMATS)})"
@@ -128,7 +134,7 @@ def decode_images(
     format is decoded once and reduced from that one frame."""
     if not data:
         raise ImageDecodeError("empty file: zero bytes")
-    with reading_image():
+    with reading_image(max_pixels):
         if data[:2] == b"\xff\xd8" and len(draft_sizes) > 1:
             return [_decode(data, max_pixels, [size])[0] for size in draft_sizes]
         return _decode(data, max_pixels, draft_sizes)

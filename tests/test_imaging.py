@@ -251,3 +251,21 @@ def test_one_nearest_label_rule_at_pixel_centres():
     labels = rng.integers(0, 19, (1, 32, 64), dtype=np.uint8)
     twice = F.interpolate(torch.from_numpy(labels)[None].float(), (64, 128), mode="nearest")
     assert (nearest_labels(labels, (128, 64)) == twice[0].to(torch.uint8).numpy()).all()
+
+
+def test_a_decompression_bomb_is_refused_against_genadapts_own_limit():
+    import struct
+    import zlib
+
+    from genadapt.imaging import ImageTooLargeError
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 20000, 10000, 8, 2, 0, 0, 0)  # 200 MP: Pillow refuses it
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    with pytest.raises(ImageTooLargeError) as caught:
+        decode_image(png, max_pixels=30_000_000)
+    assert str(caught.value) == "image has 200.0 megapixels, more than the allowed 30.0 megapixels"
