@@ -211,7 +211,7 @@ def _onnxruntime(checkpoint: Checkpoint, device: str, precision: str = "fp32"):
         providers = choose_providers(
             device,
             ort.get_available_providers(),
-            tf32=precision == "tf32",
+            tf32=None if fp16 else precision == "tf32",  # fp16: keep the tensor cores
             nhwc="nhwc" in precision,
         )
         session = ort.InferenceSession(data, providers=providers)

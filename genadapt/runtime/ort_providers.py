@@ -119,11 +119,13 @@ def tensorrt_options(
     }
 
 
-def cuda_options(tf32: bool = True, nhwc: bool = False) -> dict[str, object]:
+def cuda_options(tf32: bool | None = True, nhwc: bool = False) -> dict[str, object]:
     """Options of the CUDA execution provider. `use_tf32` defaults to on in ONNX Runtime, so a
-    strict fp32 measurement must turn it off. `prefer_nhwc` runs convolutions channels-last,
-    the layout Hopper's tensor cores want for fp16."""
-    options: dict[str, object] = {"use_tf32": int(tf32)}
+    strict fp32 measurement must turn it off (False). For an fp16 graph pass None, which leaves
+    it unset: with use_tf32=0 ONNX Runtime's cuDNN path drops the tensor-core engines whatever
+    the data type (fp16 measured 20 ms against 1.95 ms on an H200). `prefer_nhwc` runs
+    convolutions channels-last, the layout Hopper's tensor cores want for fp16."""
+    options: dict[str, object] = {} if tf32 is None else {"use_tf32": int(tf32)}
     if nhwc:
         options["prefer_nhwc"] = 1
     return options
@@ -134,7 +136,7 @@ def choose_providers(
     available: list[str],
     *,
     tensorrt: dict[str, object] | None = None,
-    tf32: bool = True,
+    tf32: bool | None = True,
     nhwc: bool = False,
 ) -> list:
     """Execution providers for `device` ('cpu', 'cuda' or 'tensorrt'), best first, each GPU

@@ -27,6 +27,9 @@ def test_cuda_keeps_tf32_unless_told_and_falls_back_only_to_listed_providers():
     assert providers == [("CUDAExecutionProvider", {"use_tf32": 1}), "CPUExecutionProvider"]
     assert choose_providers("cuda", GPU, tf32=False)[0] == ("CUDAExecutionProvider",
                                                             {"use_tf32": 0})  # fmt: skip
+    # fp16 graphs leave use_tf32 unset: at 0, ONNX Runtime's cuDNN path loses tensor cores.
+    assert choose_providers("cuda", GPU, tf32=None, nhwc=True)[0] == (
+        "CUDAExecutionProvider", {"prefer_nhwc": 1})  # fmt: skip
 
 
 def test_a_missing_gpu_provider_is_an_error_naming_the_fix(monkeypatch):
