@@ -307,6 +307,13 @@ def cmd_loader(args: argparse.Namespace) -> dict:
     return Reports(args.out).write("loader", results, loader_markdown(results))
 
 
+def cmd_int8_accuracy(args: argparse.Namespace) -> dict:
+    from genadapt.benchmarks.int8_accuracy import int8_accuracy_markdown, run_int8_accuracy
+
+    results = run_int8_accuracy(args.checkpoints, args.dataset, args.root, args.split)
+    return Reports(args.out).write("int8-accuracy", results, int8_accuracy_markdown(results))
+
+
 def cmd_gpu_check(args: argparse.Namespace) -> dict:
     from genadapt.benchmarks.gpu_check import run_gpu_check
 
@@ -363,6 +370,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     lo.add_argument("--quick", action="store_true", help="small frames, seconds on a CPU")
     lo.add_argument("--out", type=Path, required=True)
+    ia = sub.add_parser("int8-accuracy", help="mIoU of trained models in fp32 and INT8")
+    ia.add_argument("checkpoints", type=Path, nargs="+", help="trained checkpoint.pt files")
+    ia.add_argument("--dataset", default="cityscapes", help="dataset kind (default cityscapes)")
+    ia.add_argument("--root", type=Path, required=True, help="the labelled dataset folder")
+    ia.add_argument("--split", default=None, help="default: the kind's (cityscapes: val)")
+    ia.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("suite", help="all of them, sized for this machine (GPU: paper sizes)")
     g = sub.add_parser("gpu-check", help="every GPU path once: PASS/FAIL lines, log, archive")
     g.add_argument("--out", type=Path, required=True)
@@ -390,6 +403,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "suite": cmd_suite,
     "loader": cmd_loader,
+    "int8-accuracy": cmd_int8_accuracy,
     "gpu-check": cmd_gpu_check,
     "gpu-report": cmd_gpu_report,
 }

@@ -6,8 +6,9 @@ Each results block in README.md is
     …the Markdown COMMAND renders…
     <!-- /results -->
 
-where COMMAND is `genadapt-eval table …` on committed eval reports, or `summary PATH` for a
-committed sweep summary (rendered as the sweep writes it). A block that differs from what its
+where COMMAND is `genadapt-eval table …` on committed eval reports, `summary PATH` for a
+committed sweep summary (rendered as the sweep writes it) or `int8-accuracy PATH` for a
+committed `genadapt-bench int8-accuracy` report. A block that differs from what its
 command renders now fails, and so does an mIoU table outside any block.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from genadapt.benchmarks.int8_accuracy import int8_accuracy_markdown
 from genadapt.commands.eval import get_table_parser, render_table
 from genadapt.trainer.sweep import summary_markdown
 
@@ -32,6 +34,8 @@ def render(command: str) -> str:
         return render_table([_rooted(s) for s in args.reports], args.subset, args.pair)
     if argv[0] == "summary" and len(argv) == 2:
         return summary_markdown(json.loads((ROOT / argv[1]).read_text()))
+    if argv[0] == "int8-accuracy" and len(argv) == 2:
+        return int8_accuracy_markdown(json.loads((ROOT / argv[1]).read_text()))
     raise AssertionError(f"unknown results command {command!r}")
 
 

@@ -177,3 +177,22 @@ def test_the_loader_benchmark_times_the_trainers_own_data_path(tmp_path):
     assert results["frame_sizes"]["gta5"] == [239, 132]  # GTA5's 1914×1052, × 1/8
     assert results["provenance"]["command"].startswith("genadapt-bench loader")
     assert "| authors | 1 |" in (tmp_path / "loader.md").read_text()
+
+
+def test_int8_accuracy_exports_gates_and_scores_each_model(tmp_path):
+    from genadapt.checkpoint import save_checkpoint
+
+    from fake_datasets import write_cityscapes
+    from helpers import make_checkpoint
+
+    write_cityscapes(tmp_path / "cs", n=2, size=(128, 64))
+    # A network with a clear winner at every pixel: INT8 keeps its labels, so the gate passes
+    # (random weights sit on near-ties that any rounding flips).
+    ckpt = save_checkpoint(make_checkpoint(winning_class=13), tmp_path / "run" / "checkpoint.pt")
+    args = ["int8-accuracy", str(ckpt), "--root", str(tmp_path / "cs"), "--out", str(tmp_path)]
+    assert cli(args) == 0
+    (model,) = json.loads((tmp_path / "int8-accuracy.json").read_text())["models"]
+    assert model["gate_passed"] and model["label_agreement"] >= 0.98
+    assert model["delta"] == pytest.approx(model["miou_fp32"] - model["miou_int8"], abs=0.011)
+    assert model["images"] == 4 and model["miou_fp32"] > 0
+    assert f"| {ckpt} |" in (tmp_path / "int8-accuracy.md").read_text()
