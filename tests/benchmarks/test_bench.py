@@ -196,3 +196,37 @@ def test_int8_accuracy_exports_gates_and_scores_each_model(tmp_path):
     assert model["delta"] == pytest.approx(model["miou_fp32"] - model["miou_int8"], abs=0.011)
     assert model["images"] == 4 and model["miou_fp32"] > 0
     assert f"| {ckpt} |" in (tmp_path / "int8-accuracy.md").read_text()
+
+
+def test_the_http_client_keeps_its_connections_alive():
+    import http.server
+    import threading
+
+    from genadapt.benchmarks.http_bench import run_http
+
+    peers = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as uvicorn
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            peers.append(self.client_address)
+            self.send_response(200)
+            self.send_header("server-timing", "total;dur=2.0, inference;dur=1.0")
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_http(f"http://127.0.0.1:{server.server_port}", b"jpeg", [2], 12)
+    finally:
+        server.shutdown()
+    (level,) = result["levels"]
+    assert level["errors"] == 0 and level["server_median_ms"]["total"] == 2.0
+    assert len(peers) == 13 and len(set(peers)) <= 3  # warm-up + two client threads
