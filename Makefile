@@ -31,7 +31,7 @@ IMAGE ?= genadapt:latest
 CONTAINER ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo image/podman)
 IMAGE_BUILD_ARGS ?=
 
-.PHONY: setup test lint demo demo-docs results ablation results-docs tune clean image image-smoke gpu-wheels gpu-genadapt-wheel
+.PHONY: setup test lint docs demo demo-docs results ablation results-docs tune clean image image-smoke gpu-wheels gpu-genadapt-wheel
 
 setup: $(VENV)/.installed
 
@@ -48,6 +48,10 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The documentation site in site/ (open site/index.html); --strict fails on a broken link.
+docs: setup
+	$(BIN)/mkdocs build --strict --quiet
 
 # train DIR PRESET VARIANT SEED DATA: one run folder, then its evaluation on target and unseen.
 define train_and_eval
@@ -148,11 +152,11 @@ image-smoke: setup
 	  GENADAPT_IMAGE=localhost/genadapt:smoke GENADAPT_CONTAINER=image/podman \
 	    $(PY) -m pytest -q -p no:cacheprovider tests/image
 
-# The wheels benchmarks/gpu_check.sh installs on a GPU machine (CPython 3.12, x86-64), packed
-# for the device tool, whose every call carries at most 64 MiB with the working tree: one tar of
-# the third-party wheels in 62 MiB parts, .whl/carry/1 … 4, one part per call, checked against
-# its sha256 on arrival; genadapt's own wheel, rebuilt on every run of this target, travels with
-# the last part, so that a fix made between two GPU runs is in the second.
+# The wheels benchmarks/gpu_check.sh installs on a CUDA machine that may be offline (CPython
+# 3.12, x86-64): one tar of the third-party wheels in 58 MiB parts, .whl/carry/1 … N, so that a
+# part and a checkout travel together under a 64 MiB transfer limit with room to spare; the
+# script joins them and checks the sha256. genadapt's own wheel, rebuilt on every run of this
+# target, goes with the last part, so that a fix made between two runs is in the second.
 GPU_WHEELS ?= .whl
 gpu-wheels: setup
 	rm -rf $(GPU_WHEELS) && mkdir -p $(GPU_WHEELS)/third-party $(GPU_WHEELS)/carry
@@ -162,13 +166,13 @@ gpu-wheels: setup
 	  -d $(GPU_WHEELS)/third-party -r benchmarks/gpu-requirements.txt
 	tar -cf $(GPU_WHEELS)/gpu-wheels.tar -C $(GPU_WHEELS)/third-party .
 	cd $(GPU_WHEELS) && sha256sum gpu-wheels.tar >gpu-wheels.tar.sha256 && \
-	  split -b 62m gpu-wheels.tar gpu-wheels.tar.part- && rm gpu-wheels.tar
+	  split -b 58m gpu-wheels.tar gpu-wheels.tar.part- && rm gpu-wheels.tar
 	n=0; for part in $(GPU_WHEELS)/gpu-wheels.tar.part-*; do n=$$((n + 1)); \
 	  mkdir -p $(GPU_WHEELS)/carry/$$n && mv $$part $(GPU_WHEELS)/carry/$$n/; done; \
 	  mv $(GPU_WHEELS)/gpu-wheels.tar.sha256 $(GPU_WHEELS)/carry/$$n/
 	$(MAKE) gpu-genadapt-wheel
 
-# genadapt's wheel alone, into the last carry folder (after a fix, between two GPU runs).
+# genadapt's wheel alone, into the last carry folder (after a fix, between two runs).
 gpu-genadapt-wheel: setup
 	last=$$(ls -d $(GPU_WHEELS)/carry/* | sort -n | tail -1) && rm -f $$last/genadapt-*.whl && \
 	  $(PY) -m pip wheel --quiet --no-deps -w $$last .

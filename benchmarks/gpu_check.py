@@ -1,10 +1,11 @@
 """`genadapt-bench gpu-check`: every GPU path once, on one machine, in one command.
 
 Each check prints its own PASS / FAIL / SKIP line and the run goes on past a failure, so that one
-short lease of a GPU answers every question at once. Everything lands in one folder: a log, a
-`checks.json` and `gpu-check.tar.gz` with the benchmark reports. `benchmarks/gpu_check.sh` installs
-what a stock CUDA PyTorch image lacks and runs this. With `--device cpu --quick` the same checks
-run at tiny sizes on a CPU, which the test suite does so that this cannot rot between GPU leases.
+short session on a CUDA machine answers every question at once. Everything lands in one folder:
+a log, a `checks.json` and `gpu-check.tar.gz` with the benchmark reports.
+`benchmarks/gpu_check.sh` installs what a stock CUDA PyTorch image lacks and runs this. With
+`--device cpu --quick` the same checks run at tiny sizes on a CPU, which the test suite does so
+that this cannot rot between GPU runs.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from genadapt.runtime.ort_providers import choose_providers, import_onnxruntime
 from genadapt.scenes.generate import generate_scenes
 
 log = logging.getLogger(__name__)
-AGREEMENT = 0.995  # labels of a GPU path against CPU fp32 (issue: ≥ 99.5% of pixels)
+AGREEMENT = 0.995  # labels of a GPU path against CPU fp32 (the target: ≥ 99.5% of pixels)
 
 
 @dataclass
@@ -307,7 +308,7 @@ CHECKS = (
     "paper-iteration-pad100",
     "training-bf16",
     "eval",
-)  # in this order: what the issue's targets need first, should the lease run short
+)  # in this order: what the targets need first, should a time limit end the run early
 
 
 def run_gpu_check(

@@ -1,6 +1,7 @@
-"""The README's results tables are the committed result files, rendered by the current code.
+"""The results tables of the README and the docs are the committed result files, rendered by
+the current code.
 
-Each results block in README.md is
+Each results block is
 
     <!-- results: COMMAND -->
     …the Markdown COMMAND renders…
@@ -48,23 +49,26 @@ def blocks(text: str) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2)) for m in BLOCK.finditer(text)]
 
 
-README = (ROOT / "README.md").read_text()
+PAGES = ["README.md", "docs/results.md", "docs/tuning/README.md"]  # the pages that show results
+SHOWN = [(page, *block) for page in PAGES for block in blocks((ROOT / page).read_text())]
 
 
-@pytest.mark.parametrize("command, shown", blocks(README), ids=lambda v: str(v)[:60])
-def test_a_readme_results_table_is_what_its_files_render(command, shown):
-    assert shown.strip() == render(command).strip()
+@pytest.mark.parametrize("page, command, shown", SHOWN, ids=lambda v: str(v)[:50])
+def test_a_results_table_is_what_its_files_render(page, command, shown):
+    assert shown.strip() == render(command).strip(), f"{page}: {command}"
 
 
-def test_every_miou_table_of_the_readme_is_in_a_results_block():
-    outside = BLOCK.sub("", README)
+@pytest.mark.parametrize("page", PAGES)
+def test_every_miou_table_is_in_a_results_block(page):
+    text = (ROOT / page).read_text()
+    outside = BLOCK.sub("", text)
     tables = [line for line in outside.splitlines() if line.startswith("| mIoU")]
-    assert tables == [], "an mIoU table outside <!-- results: … --> blocks"
-    assert blocks(README), "the README shows no results block"
+    assert tables == [], f"{page}: an mIoU table outside <!-- results: … --> blocks"
+    assert blocks(text), f"{page} shows no results block"
 
 
 def test_a_changed_number_is_caught(tmp_path):
-    command, shown = blocks(README)[0]
+    _, command, shown = SHOWN[0]
     number = re.search(r"\d+\.\d", shown).group(0)
     altered = shown.replace(number, f"{float(number) + 0.1:.1f}", 1)
     assert altered.strip() != render(command).strip()
