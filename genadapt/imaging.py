@@ -80,6 +80,11 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
     ArithmeticError,  # ZeroDivisionError; OverflowError from a TIFF's 64-bit strip offset
 )
 # The memory a decode may hold at its peak, per decoded pixel and in all (see decode_cost).
+# A progressive JPEG's decode time grows with its scans, and a file can hold hundreds of
+# thousands of tiny ones (a "scan bomb" held a decode thread for a minute). Encoders write about
+# 10; past this many the file is refused before decoding. Each scan starts with an SOS marker,
+# FF DA, which entropy-coded data never contains (an FF there is followed by 00 or RSTn).
+MAX_JPEG_SCANS = 256
 DECODE_BYTES_PER_PIXEL = 20
 DECODE_OVERHEAD_BYTES = 48 << 20
 _REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F")
@@ -134,6 +139,11 @@ def decode_images(
     format is decoded once and reduced from that one frame."""
     if not data:
         raise ImageDecodeError("empty file: zero bytes")
+    if data[:2] == b"\xff\xd8" and (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:
+        raise ImageDecodeError(
+            f"a JPEG with {scans} scans, more than the {MAX_JPEG_SCANS} any encoder writes: "
+            "refused before decoding, since its decode time grows with every scan"
+        )
     with reading_image(max_pixels):
         if data[:2] == b"\xff\xd8" and len(draft_sizes) > 1:
             return [_decode(data, max_pixels, [size])[0] for size in draft_sizes]

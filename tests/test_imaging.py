@@ -269,3 +269,23 @@ def test_a_decompression_bomb_is_refused_against_genadapts_own_limit():
     with pytest.raises(ImageTooLargeError) as caught:
         decode_image(png, max_pixels=30_000_000)
     assert str(caught.value) == "image has 200.0 megapixels, more than the allowed 30.0 megapixels"
+
+
+def test_a_jpeg_scan_bomb_is_refused_before_decoding():
+    import time
+
+    from genadapt.imaging import MAX_JPEG_SCANS
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), np.uint8)).save(
+        buf, format="JPEG", progressive=True
+    )
+    data = buf.getvalue()
+    assert decode_image(data).shape == (64, 64, 3)  # an encoder's ~10 scans are fine
+    last_scan, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    bomb = data[:end] + data[last_scan:end] * 2000 + data[end:]  # 2,000 more refinement scans
+    started = time.perf_counter()
+    with pytest.raises(ImageDecodeError, match=f"more than the {MAX_JPEG_SCANS}"):
+        decode_image(bomb)
+    assert time.perf_counter() - started < 1.0  # counted, never decoded

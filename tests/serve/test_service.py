@@ -118,9 +118,19 @@ def exif_rotated() -> bytes:
     return jpeg(120, 60, exif=exif.tobytes())
 
 
+def scan_bomb(scans: int = 2000) -> bytes:
+    """A progressive JPEG whose last scan repeats: decoding time grows with every scan."""
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(buf, format="JPEG", progressive=True)
+    data = buf.getvalue()
+    last_scan, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    return data[:end] + data[last_scan:end] * scans + data[end:]
+
+
 def bad_inputs():
     good_png = png(np.zeros((40, 40, 3), np.uint8))
     return [
+        ("scan bomb", scan_bomb(), "image/jpeg", 422),
         ("truncated png", good_png[: len(good_png) // 2], "image/png", 422),
         ("random bytes", np.random.default_rng(0).bytes(5000), "image/jpeg", 422),
         ("zero bytes", b"", "image/png", 422),
