@@ -196,20 +196,29 @@ def _reduce(img: Image.Image, size: tuple[int, int]) -> Image.Image:
 def decode_cost(data: bytes, draft_sizes: list[tuple[int, int] | None]) -> int:
     """Bytes that decoding `data` at `draft_sizes` may hold at its peak, from the header alone:
     DECODE_BYTES_PER_PIXEL for every pixel decoded (a JPEG at its draft scale, once per size;
-    any other format once, at full size), plus a fixed overhead. The constants bound the peaks
-    measured over every format and mode genadapt reads (tests/test_decode_memory.py)."""
+    any other format once, at full size), a progressive JPEG's coefficient buffer, plus a fixed
+    overhead. The constants bound the peaks measured over the formats and modes genadapt reads
+    (tests/test_decode_memory.py measures them in a fresh process)."""
     with reading_image():
-        pixels = [_decoded_pixels(data, size) for size in draft_sizes]
+        costs = [_decode_bytes(data, size) for size in draft_sizes]
     jpeg = data[:2] == b"\xff\xd8"
-    decoded = sum(pixels) if jpeg else max(pixels)  # other formats decode once for all sizes
-    return decoded * DECODE_BYTES_PER_PIXEL + DECODE_OVERHEAD_BYTES
+    decoded = sum(costs) if jpeg else max(costs)  # other formats decode once for all sizes
+    return decoded + DECODE_OVERHEAD_BYTES
 
 
-def _decoded_pixels(data: bytes, draft_size: tuple[int, int] | None) -> int:
+def _decode_bytes(data: bytes, draft_size: tuple[int, int] | None) -> int:
     with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as img:
-        if draft_size is not None and img.format in ("JPEG", "MPO"):
+        full_pixels = img.width * img.height
+        jpeg = img.format in ("JPEG", "MPO")
+        if draft_size is not None and jpeg:
             img.draft("RGB", _draft_request(img, draft_size))
-        return img.width * img.height
+        cost = img.width * img.height * DECODE_BYTES_PER_PIXEL
+        if jpeg and img.info.get("progressive"):
+            # libjpeg keeps every DCT coefficient of a progressive JPEG, at full resolution
+            # whatever the draft scale, until its last scan: 2 bytes per pixel and component
+            # (a 6000² CMYK one peaked at 278 MB where 59 MB were charged).
+            cost += full_pixels * getattr(img, "layers", 3) * 2
+        return cost
 
 
 def _draft_request(img: Image.Image, size: tuple[int, int]) -> tuple[int, int]:

@@ -212,3 +212,37 @@ def test_an_image_that_could_never_fit_the_budget_is_refused(model_path):
         assert "memory budget of 200 MB" in answer.json()["error"]["message"]
     finally:
         stop(proc)
+
+
+def progressive_cmyk_jpeg(side: int = 6000) -> bytes:
+    """A progressive CMYK JPEG: libjpeg holds its coefficients at full size while decoding."""
+    small = np.random.default_rng(0).integers(0, 255, (side // 32, side // 32, 3), np.uint8)
+    image = Image.fromarray(small).resize((side, side), Image.Resampling.BILINEAR).convert("CMYK")
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", progressive=True, quality=85)
+    return buf.getvalue()
+
+
+def test_four_progressive_cmyk_jpegs_stay_within_a_small_budget(model_path):
+    # Charged at their draft scale alone, four of these were admitted together under a 256 MB
+    # budget and resident memory rose by 1.14 GB. Charged with the coefficient buffer, they
+    # queue for the budget instead.
+    budget_mb = 450
+    url, proc = start(model_path, memory_budget_mb=budget_mb, workers_io=4)
+    try:
+        data = progressive_cmyk_jpeg()
+        httpx.post(f"{url}/v1/segment", content=photo(1),
+                   headers={"content-type": "image/jpeg"}, timeout=30)  # fmt: skip
+        baseline = resident_mb(proc.pid, "VmRSS")
+
+        def segment(_):
+            return httpx.post(f"{url}/v1/segment", content=data,
+                              headers={"content-type": "image/jpeg"}, timeout=120)  # fmt: skip
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(segment, range(4)))
+        assert [a.status_code for a in answers] == [200] * 4
+        peak = resident_mb(proc.pid, "VmHWM")
+        assert peak - baseline < budget_mb, (peak, baseline)
+    finally:
+        stop(proc)
