@@ -31,7 +31,7 @@ IMAGE ?= genadapt:latest
 CONTAINER ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo image/podman)
 IMAGE_BUILD_ARGS ?=
 
-.PHONY: setup test lint docs demo demo-docs results ablation results-docs tune clean image image-smoke gpu-wheels gpu-genadapt-wheel
+.PHONY: setup test lint docs results-tables demo demo-docs results ablation results-docs tune clean image image-smoke gpu-wheels gpu-genadapt-wheel
 
 setup: $(VENV)/.installed
 
@@ -48,6 +48,10 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Rewrite the results tables of the README and the docs from the committed result files.
+results-tables: setup
+	$(PY) docs/hooks/results_blocks.py
 
 # The documentation site in site/ (open site/index.html); --strict fails on a broken link.
 docs: setup

@@ -15,7 +15,9 @@ run on both, 1.5 times the throughput.
 
 OUT/summary.json and OUT/summary.md (`--summary NAME` names them) hold, per run: the mIoU of
 each look, the source-val mIoU of the selected checkpoint and its step; per name, mean ± std;
-and per seed, the gain of each name over the first one (the baseline) on the same seed.
+and per seed, the gain of each name over its baseline on the same seed: the first name, or the
+one `--pair NAME=BASELINE` gives (a model that changes what every variant does, such as a
+moving average of the weights, is compared with the source-only model that does the same).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Sweep:
     extra: list[str] = field(default_factory=list)  # more genadapt-train flags for every run
     summary_name: str = "summary"  # OUT/<name>.json and .md: sweeps may share a folder
     threads: int | None = None  # per run; default: the cores shared among the jobs
+    pairs: dict[str, str] = field(default_factory=dict)  # name → its baseline (else the first)
 
     def run_all(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +80,7 @@ class Sweep:
         with ThreadPoolExecutor(self.jobs) as pool:
             outcomes = list(pool.map(lambda spec: self.run_one(spec, threads), self.runs))
         failed = [spec.folder for spec, ok in zip(self.runs, outcomes, strict=True) if not ok]
-        summary = summarize(self.out, self.runs, self.evals)
+        summary = summarize(self.out, self.runs, self.evals, self.pairs)
         summary["failed"] = failed
         path = self.out / self.summary_name
         atomic_write_bytes(path.with_suffix(".json"), json.dumps(summary, indent=2).encode())
@@ -123,8 +126,10 @@ class Sweep:
         return True
 
 
-def summarize(out: Path, runs: list[RunSpec], evals: list[str]) -> dict:
-    """Per run, per name (mean ± std) and per seed (gains over the first name)."""
+def summarize(
+    out: Path, runs: list[RunSpec], evals: list[str], pairs: dict[str, str] | None = None
+) -> dict:
+    """Per run, per name (mean ± std) and per seed (gains over each name's baseline)."""
     per_run: dict[str, dict] = {}
     for spec in runs:
         folder = out / spec.folder
@@ -156,30 +161,39 @@ def summarize(out: Path, runs: list[RunSpec], evals: list[str]) -> dict:
         "runs": per_run,
         "names": per_name,
         "baseline": names[0],
-        "paired": paired(per_run, names, columns),
+        "baselines": baselines(names, pairs or {}),
+        "paired": paired(per_run, baselines(names, pairs or {}), columns),
         "provenance": provenance(),
     }
 
 
-def paired(per_run: dict[str, dict], names: list[str], columns: list[str]) -> dict:
-    """Per name after the first (the baseline) and column: the paired comparison over the seeds
-    that both finished (`stats.paired_comparison`)."""
+def baselines(names: list[str], pairs: dict[str, str]) -> dict[str, str]:
+    """Each name after the first → the name it is compared with (the first, unless paired)."""
+    unknown = sorted(set(pairs) - set(names) | set(pairs.values()) - set(names))
+    if unknown:
+        raise GenadaptError(f"--pair names runs that are not in the sweep: {unknown}")
+    return {name: pairs.get(name, names[0]) for name in names[1:] if name not in pairs.values()}
+
+
+def paired(per_run: dict[str, dict], against: dict[str, str], columns: list[str]) -> dict:
+    """Per name and column: the paired comparison with its baseline over the seeds that both
+    finished (`stats.paired_comparison`)."""
     by_seed = {(r["name"], r["seed"]): r for r in per_run.values()}
     out: dict[str, dict] = {}
-    for name in names[1:]:
+    for name, base in against.items():
         for column in columns:
             seeds = sorted(
                 seed
                 for (n, seed), row in by_seed.items()
                 if n == name
                 and row.get(column) is not None
-                and by_seed.get((names[0], seed), {}).get(column) is not None
+                and by_seed.get((base, seed), {}).get(column) is not None
             )
             if seeds:
                 out.setdefault(name, {})[column] = paired_comparison(
-                    [by_seed[(names[0], s)][column] for s in seeds],
+                    [by_seed[(base, s)][column] for s in seeds],
                     [by_seed[(name, s)][column] for s in seeds],
-                ) | {"seeds": seeds}
+                ) | {"seeds": seeds, "baseline": base}
     return out
 
 
@@ -208,25 +222,28 @@ def summary_markdown(summary: dict) -> str:
     ]
     for name, cells in names.items():
         lines.append(f"| {name} | {' | '.join(_cell(cells[c]) for c in columns)} |")
-    lines += ["", "Per seed (gain over the same seed's " + summary["baseline"] + "):", ""]
+    baseline = summary["baseline"]
+    against = summary.get("baselines") or baselines(list(names), {})
+    others = [f"{n} over {b}" for n, b in against.items() if b != baseline]
+    also = f"; {', '.join(others)}" if others else ""
+    lines += ["", f"Per seed (gain over the same seed's {baseline}{also}):", ""]
     header = f"| run | {' | '.join(columns)} | selected step |"
     lines += [header, "|---|" + "---|" * (len(columns) + 1)]
-    baseline = summary["baseline"]
     for folder, row in runs.items():
-        base = runs.get(f"{baseline}-{row['seed']}", {})
+        base = runs.get(f"{against.get(row['name'], '')}-{row['seed']}", {})
         cells = []
         for column in columns:
             value = row.get(column)
             if value is None:
                 cells.append("–")
-            elif row["name"] != baseline and base.get(column) is not None:
+            elif row["name"] in against and base.get(column) is not None:
                 cells.append(f"{value:.1f} ({value - base[column]:+.1f})")
             else:
                 cells.append(f"{value:.1f}")
         lines.append(f"| {folder} | {' | '.join(cells)} | {row.get('selected_step', '–')} |")
     # Summaries written before the paired comparison existed: derived from their runs.
-    comparisons = summary.get("paired") or paired(runs, list(names), columns)
-    lines += paired_markdown(comparisons, baseline)
+    comparisons = summary.get("paired") or paired(runs, against, columns)
+    lines += paired_markdown(comparisons)
     if summary.get("failed"):
         lines += ["", f"Failed: {', '.join(summary['failed'])}"]
     trained = sorted({c for row in runs.values() for c in row.get("trained_at", [])})
@@ -236,16 +253,16 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def paired_markdown(comparisons: dict, baseline: str) -> list[str]:
-    """Lines of a table: each model's gain over the baseline, paired by seed."""
+def paired_markdown(comparisons: dict) -> list[str]:
+    """Lines of a table: each model's gain over its baseline, paired by seed."""
     if not comparisons:
         return []
     lines = [
         "",
-        f"Paired by seed (gain over {baseline}; 95% CI of the mean gain, one-sided p of a gain):",
+        "Paired by seed (gain over the baseline; 95% CI of the mean gain, one-sided p of a gain):",
         "",
-        "| model | look | mean gain ± sd | 95% CI | p (gain > 0) | seeds gaining |",
-        "|---|---|---|---|---|---|",
+        "| model | baseline | look | mean gain ± sd | 95% CI | p (gain > 0) | seeds gaining |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, looks in comparisons.items():
         for look, c in looks.items():
@@ -253,8 +270,8 @@ def paired_markdown(comparisons: dict, baseline: str) -> list[str]:
             ci = f"[{c['ci95'][0]:+.1f}, {c['ci95'][1]:+.1f}]" if c["ci95"] else "–"
             p = f"{c['p_one_sided']:.3f}" if c["p_one_sided"] is not None else "–"
             lines.append(
-                f"| {name} | {look} | {c['mean_gain']:+.1f}{sd} | {ci} | {p} | "
-                f"{c['seeds_gaining']} of {c['n']} |"
+                f"| {name} | {c.get('baseline', '–')} | {look} | {c['mean_gain']:+.1f}{sd} | {ci} "
+                f"| {p} | {c['seeds_gaining']} of {c['n']} |"
             )
     return lines
 
@@ -280,6 +297,14 @@ def parse_run(text: str) -> tuple[str, str, Path | None]:
     return name, variant, Path(config) if config else None
 
 
+def parse_pair(text: str) -> tuple[str, str]:
+    """NAME=BASELINE"""
+    name, sep, baseline = text.partition("=")
+    if not (sep and name and baseline):
+        raise GenadaptError(f"--pair takes NAME=BASELINE, got {text!r}")
+    return name, baseline
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genadapt-sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="a genadapt-data scenes folder")
@@ -291,6 +316,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="NAME=VARIANT[:YAML]",
         help="a model to train per seed; the first is the baseline of the gains",
+    )
+    p.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        metavar="NAME=BASELINE",
+        help="compare NAME with BASELINE instead of the first run (repeatable)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--eval", nargs="+", default=["target", "unseen"], help="looks to score")
@@ -316,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds
         ]
         extra = [flag for kv in args.set for flag in ("--set", kv)]
+        pairs = dict(parse_pair(text) for text in args.pair)
         sweep = Sweep(args.data, args.out, args.preset, runs, args.eval, args.adapt_to,
-                      args.jobs, extra, args.summary, args.threads)  # fmt: skip
+                      args.jobs, extra, args.summary, args.threads, pairs)  # fmt: skip
         summary = sweep.run_all()
         print(summary_markdown(summary), end="")
         return 1 if summary["failed"] else 0

@@ -75,3 +75,26 @@ def test_run_specs_are_checked(tmp_path):
         parse_run("adapted=fancy")
     with pytest.raises(GenadaptError, match="no config file"):
         parse_run(f"adapted=full:{tmp_path / 'missing.yaml'}")
+
+
+def test_a_model_is_compared_with_the_baseline_it_is_paired_with():
+    from genadapt.trainer.sweep import baselines, paired, summary_markdown
+
+    names = ["source-only", "source-only-ema", "full", "full-ema"]
+    assert baselines(names, {"full-ema": "source-only-ema"}) == {
+        "full": "source-only", "full-ema": "source-only-ema"}  # fmt: skip
+    runs = {}
+    for name, values in (("source-only", [10, 20]), ("source-only-ema", [12, 22]),
+                         ("full", [13, 21]), ("full-ema", [15, 26])):  # fmt: skip
+        for seed, value in zip((1, 2), values, strict=True):
+            runs[f"{name}-{seed}"] = {"name": name, "seed": seed, "target": float(value)}
+    against = baselines(names, {"full-ema": "source-only-ema"})
+    result = paired(runs, against, ["target"])
+    assert result["full-ema"]["target"]["gains"] == [3.0, 4.0]  # over source-only-ema
+    assert result["full"]["target"]["gains"] == [3.0, 1.0]  # over source-only
+    summary = {"subset": "x", "runs": runs, "baseline": "source-only", "baselines": against,
+               "names": {n: {"target": None} for n in names}, "paired": result}  # fmt: skip
+    text = summary_markdown(summary)
+    assert "| full-ema-2 | 26.0 (+4.0) |" in text and "full-ema over source-only-ema" in text
+    with pytest.raises(GenadaptError, match="not in the sweep"):
+        baselines(names, {"full-ema": "source-only-slow"})
