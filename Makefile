@@ -76,7 +76,7 @@ demo: setup
 	$(BIN)/genadapt-export $(OUT)/runs/adapted/checkpoint.pt --out $(OUT)/export
 	$(BIN)/genadapt-serve $(OUT)/export/model.labels.onnx --port $(DEMO_PORT) & \
 	  server=$$!; trap "kill $$server 2>/dev/null" EXIT; \
-	  $(PY) -m genadapt.serve.client http://127.0.0.1:$(DEMO_PORT) \
+	  $(BIN)/genadapt-client http://127.0.0.1:$(DEMO_PORT) \
 	    $(OUT)/data/target/leftImg8bit/val/synthtown/synthtown_000000_000019_leftImg8bit.png \
 	    --out $(OUT)/served
 	$(BIN)/genadapt-eval table --out $(OUT)/results.md \

@@ -1,6 +1,6 @@
 """A minimal client of the service: wait until it is ready, segment images, save the results.
 
-python -m genadapt.serve.client http://127.0.0.1:8000 IMAGE... --out DIR [--api-key KEY]
+genadapt-client http://127.0.0.1:8000 IMAGE... --out DIR [--api-key KEY]
 """
 
 from __future__ import annotations
@@ -64,16 +64,20 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def cli(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m genadapt.serve.client", description=__doc__)
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genadapt-client", description=__doc__)
     p.add_argument("url")
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--api-key", default=None)
     p.add_argument("--wait", type=float, default=120, help="seconds to wait for /readyz")
-    args = p.parse_args(argv)
+    return p
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
     setup_logging()
-    return run_cli("genadapt-serve client", lambda: main(args), argv)
+    return run_cli("genadapt-client", lambda: main(args), argv)
 
 
 if __name__ == "__main__":
