@@ -65,6 +65,7 @@ def create_app(settings: ServeSettings, load: Callable[[], Segmenter] | None = N
     app.state.settings, app.state.model, app.state.metrics = settings, state, metrics
     app.state.io_pool = io_pool
     app.state.budget = MemoryBudget(settings.memory_budget_mb << 20)
+    metrics.budget_used.set_function(lambda: app.state.budget.used)
     install_error_handlers(app)
     # Added innermost first: metrics see every answer, the guards' refusals included.
     app.add_middleware(

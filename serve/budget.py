@@ -3,8 +3,10 @@
 A request states what it may need at its peak, computed from the image header before a pixel
 is decoded (`genadapt.imaging.decode_cost`) or from the output size; it waits until that fits
 beside what the others hold. A request that could never fit is refused (413); one that waits
-past its time is refused (503). After a large hold the C allocator is asked to give memory back
-to the system, so that one spike does not stay in the process's resident size for good.
+past its time is refused (503). A response body is held until it has been sent, so that clients
+that never read their answers cannot pile them up outside the budget. After a large hold the C
+allocator is asked to give memory back to the system, so that one spike does not stay in the
+process's resident size for good.
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ class MemoryBudget:
     @asynccontextmanager
     async def hold(self, nbytes: int, timeout_s: float) -> AsyncIterator[None]:
         """Hold `nbytes` of the budget for the block; wait up to `timeout_s` for room."""
+        await self.acquire(nbytes, timeout_s)
+        try:
+            yield
+        finally:
+            await self.release(nbytes)
+
+    async def acquire(self, nbytes: int, timeout_s: float) -> None:
+        """Take `nbytes` once they fit beside what others hold (413 or 503 errors otherwise);
+        every acquire is paired with one `release`."""
         if nbytes > self.limit:
             raise OverBudgetError(
                 f"this image needs about {nbytes / 2**20:.0f} MB to process, more than the "
@@ -53,18 +64,17 @@ class MemoryBudget:
                 raise BudgetTimeoutError from None
             self.used += nbytes
             self.peak = max(self.peak, self.used)
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self.used -= nbytes
-                self._trim_pending = self._trim_pending or nbytes >= TRIM_AFTER_BYTES
-                trim = self._trim_pending and self.used == 0
-                if trim:
-                    self._trim_pending = False
-                self._changed.notify_all()
+
+    async def release(self, nbytes: int) -> None:
+        async with self._changed:
+            self.used -= nbytes
+            self._trim_pending = self._trim_pending or nbytes >= TRIM_AFTER_BYTES
+            trim = self._trim_pending and self.used == 0
             if trim:
-                await asyncio.to_thread(release_free_memory)
+                self._trim_pending = False
+            self._changed.notify_all()
+        if trim:
+            await asyncio.to_thread(release_free_memory)
 
 
 _libc = None

@@ -28,3 +28,8 @@ class ServiceMetrics:
         )
         self.queue_depth = Gauge("genadapt_queue_depth", "requests waiting", registry=r)
         self.ready = Gauge("genadapt_ready", "1 once the model is loaded and warmed up", registry=r)
+        self.budget_used = Gauge(
+            "genadapt_memory_budget_used_bytes",
+            "bytes of the memory budget held by decodes, encodes and answers not yet sent",
+            registry=r,
+        )

@@ -175,8 +175,13 @@ async def segment(
         png_level=settings.png_compression,
         with_overlay=overlay,
     )
-    async with _holding(budget, out_size[0] * out_size[1] * OUTPUT_BYTES_PER_PIXEL, settings):
+    held = out_size[0] * out_size[1] * OUTPUT_BYTES_PER_PIXEL
+    await _acquire(budget, held, settings)
+    try:
         body = await loop.run_in_executor(pool, encode, to_encode)
+    except BaseException:
+        await budget.release(held)
+        raise
     timings = {
         "decode": decode_s,
         "queue": job.queue_wait,
@@ -191,8 +196,42 @@ async def segment(
     }
     if format == "json":
         body["timing_ms"] = {k: round(1000 * v, 2) for k, v in timings.items()}
-        return JSONResponse(body, headers=headers)
-    return Response(body, media_type=FORMATS[format], headers=headers)
+        response: Response = JSONResponse(body, headers=headers)
+    else:
+        response = Response(body, media_type=FORMATS[format], headers=headers)
+    # The body stays in the budget until it has been sent: a client that never reads its answer
+    # holds it, and forty of them must not pile answers up outside the budget.
+    kept = min(held, len(response.body))
+    await budget.release(held - kept)
+    return HeldUntilSent(response, budget, kept)
+
+
+class HeldUntilSent(Response):
+    """`response` as it is, with `nbytes` of the memory budget released once it has been sent
+    or its client has gone. The body goes out in chunks: uvicorn waits for a slow reader's
+    socket to drain before each message it writes, so the last chunk is all that can still be
+    waiting in the process when the budget is released (a single message would be buffered
+    whole and return at once)."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, response: Response, budget: MemoryBudget, nbytes: int) -> None:
+        self.__dict__.update(response.__dict__)  # status, headers, body, background
+        self._budget, self._nbytes = budget, nbytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            start = {"type": "http.response.start", "status": self.status_code}
+            await send(start | {"headers": self.raw_headers})
+            body, size = memoryview(self.body), len(self.body)
+            for offset in range(0, max(size, 1), self.CHUNK):
+                end = offset + self.CHUNK
+                chunk = bytes(body[offset:end])
+                await send({"type": "http.response.body", "body": chunk, "more_body": end < size})
+            if self.background is not None:
+                await self.background()
+        finally:
+            await self._budget.release(self._nbytes)
 
 
 async def _in_pool(pool, fn, *args):
@@ -207,10 +246,18 @@ async def _in_pool(pool, fn, *args):
 
 @asynccontextmanager
 async def _holding(budget: MemoryBudget, nbytes: int, settings: ServeSettings):
-    """Hold `nbytes` of the memory budget: 413 if it can never fit, 503 if it does not in time."""
+    """Hold `nbytes` of the memory budget for the block (see `_acquire`)."""
+    await _acquire(budget, nbytes, settings)
     try:
-        async with budget.hold(nbytes, settings.request_timeout_s):
-            yield
+        yield
+    finally:
+        await budget.release(nbytes)
+
+
+async def _acquire(budget: MemoryBudget, nbytes: int, settings: ServeSettings) -> None:
+    """Take `nbytes` of the memory budget: 413 if it can never fit, 503 if it does not in time."""
+    try:
+        await budget.acquire(nbytes, settings.request_timeout_s)
     except OverBudgetError as exc:
         raise ServiceError(413, "too_large_to_process", str(exc)) from None
     except BudgetTimeoutError:

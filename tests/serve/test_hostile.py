@@ -154,6 +154,12 @@ def worst_case_png() -> bytes:
     return buf.getvalue()
 
 
+def budget_used(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    (value,) = re.findall(r"^genadapt_memory_budget_used_bytes ([\d.e+]+)$", text, re.M)
+    return float(value)
+
+
 def resident_mb(pid: int, field: str) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -244,5 +250,54 @@ def test_four_progressive_cmyk_jpegs_stay_within_a_small_budget(model_path):
         assert [a.status_code for a in answers] == [200] * 4
         peak = resident_mb(proc.pid, "VmHWM")
         assert peak - baseline < budget_mb, (peak, baseline)
+    finally:
+        stop(proc)
+
+
+def test_answers_held_for_clients_that_never_read_stay_in_the_budget(model_path):
+    # Forty clients ask for a 4096×4096 label map as .npy (16.8 MB each, far more than the
+    # socket buffers take) and never read it. The bodies count in the budget until sent, so
+    # resident memory stays within it, and when the clients go the budget is free again.
+    budget_mb = 400
+    url, proc = start(model_path, memory_budget_mb=budget_mb, request_timeout_s=3)
+    try:
+        big = np.zeros((4096, 4096, 3), np.uint8)
+        big[::64] = 200
+        buf = io.BytesIO()
+        Image.fromarray(big).save(buf, "JPEG", quality=80)
+        body = buf.getvalue()
+        request = (
+            f"POST /v1/segment?size=input&format=npy HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        httpx.post(f"{url}/v1/segment", content=photo(1),
+                   headers={"content-type": "image/jpeg"}, timeout=30)  # fmt: skip
+        baseline = resident_mb(proc.pid, "VmRSS")
+        readers = []
+        host, port = url.removeprefix("http://").split(":")
+        for _ in range(40):
+            sock = socket.socket()
+            # A small receive window, set before connecting so that the kernel cannot take
+            # the answer off the server's hands: the client that never reads.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(10)
+            sock.connect((host, int(port)))
+            sock.sendall(request)
+            readers.append(sock)
+        time.sleep(12)  # every request has been answered, refused, or is waiting for the budget
+        held = budget_used(url)
+        assert held >= 2 * 4096 * 4096  # unsent answers are counted (they were not)
+        assert held <= budget_mb << 20
+        peak = resident_mb(proc.pid, "VmHWM")
+        assert peak - baseline < budget_mb, (peak, baseline)
+        for sock in readers:
+            sock.close()
+        deadline = time.time() + 10
+        while budget_used(url) and time.time() < deadline:
+            time.sleep(0.2)
+        assert budget_used(url) == 0  # the abandoned answers gave their share back
+        ok = httpx.post(f"{url}/v1/segment", content=photo(1),
+                        headers={"content-type": "image/jpeg"}, timeout=30)  # fmt: skip
+        assert ok.status_code == 200
     finally:
         stop(proc)
