@@ -25,6 +25,8 @@ TUNE_PRESET ?= cpu-demo
 TUNE_SEEDS ?= 1 2 3
 TUNE_CANDIDATES ?= $(sort $(wildcard docs/tuning/candidates/*.yaml))
 TUNE_BASELINES ?= $(sort $(wildcard docs/tuning/baselines/*.yaml))
+# A candidate that deploys a moving average is compared with source-only averaged the same way.
+TUNE_PAIRS ?= weak-ema=source-only-ema weak-warmup-ema=source-only-ema
 
 # The container image: docker where a Docker engine answers, else podman with a throwaway store.
 IMAGE ?= genadapt:latest
@@ -137,7 +139,8 @@ tune: setup
 	$(SWEEP) --data $(TUNE)/data --out $(TUNE) --preset $(TUNE_PRESET) --adapt-to tune \
 	  --eval tune --seeds $(TUNE_SEEDS) --run source-only=source-only \
 	  $(foreach b,$(TUNE_BASELINES),--run $(basename $(notdir $(b)))=source-only:$(b)) \
-	  $(foreach c,$(TUNE_CANDIDATES),--run $(basename $(notdir $(c)))=full:$(c))
+	  $(foreach c,$(TUNE_CANDIDATES),--run $(basename $(notdir $(c)))=full:$(c)) \
+	  $(foreach p,$(TUNE_PAIRS),--pair $(p))
 
 define newline
 
