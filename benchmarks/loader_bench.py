@@ -3,13 +3,15 @@
 The trainer's own data path (`build_data` + `step_loader`: decode, scale, crop, one source
 pair and one target image per iteration) runs on generated full-size frames in the GTA5
 (1914×1052 PNG) and Cityscapes (2048×1024 PNG) layouts, with 0, 1, 2 … loader workers. Each
-setting reports iterations/s the loader can feed, and how many workers an iteration of a given
-duration needs (`--iteration-ms`: 94 ms is the `paper` preset's iteration measured on an H200).
+setting reports iterations/s the loader can feed, and how many cores an iteration of a given
+duration needs (`--iteration-ms`: 94 ms is the `paper` preset's iteration measured on an H200):
+the decoding rate per core in use, scaled to the cores that iteration needs.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -96,15 +98,20 @@ def run_loader(
                 config = resolve_config("paper", overrides=overrides)
                 with watching_the_machine() as machine:  # the workers are our children
                     timing = time_loader(config, steps)
-                per_worker = timing["iterations_per_s"] / max(1, count)
+                # Each of the two loaders (source, target) has `count` worker processes; with
+                # none, the main process decodes. Their rate per core in use says how many
+                # cores an iteration of `iteration_ms` would need.
+                cores = min(max(1, 2 * count), os.cpu_count() or 1)
+                per_core = timing["iterations_per_s"] / cores
                 rows.append(
                     {
                         "resize": resize,
                         "crop": list(config.crop) if config.crop else None,
                         "workers": count,
                         **timing,
+                        "cores_used": cores,
                         "keeps_up": timing["iterations_per_s"] >= need,
-                        "workers_needed": math.ceil(need / per_worker) if count else None,
+                        "cores_needed": math.ceil(need / per_core),
                         "machine": machine,
                     }
                 )
@@ -127,14 +134,15 @@ def loader_markdown(results: dict) -> str:
         f"Training loader, one source pair + one target image per iteration; an iteration of "
         f"{results['iteration_ms']} ms needs {need} iterations/s.",
         "",
-        "| resize | workers | iterations/s | ms/iteration | keeps up | workers needed |",
-        "|---|---|---|---|---|---|",
+        "| resize | workers per loader | cores used | iterations/s | ms/iteration | keeps up "
+        "| cores needed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in results["rows"]:
-        needed = row["workers_needed"] if row["workers_needed"] is not None else "–"
         contended = " (CONTENDED)" if row["machine"].get("contended") else ""
         lines.append(
-            f"| {row['resize']} | {row['workers']} | {row['iterations_per_s']}{contended} | "
-            f"{row['ms_per_iteration']} | {'yes' if row['keeps_up'] else 'no'} | {needed} |"
+            f"| {row['resize']} | {row['workers']} | {row['cores_used']} | "
+            f"{row['iterations_per_s']}{contended} | {row['ms_per_iteration']} | "
+            f"{'yes' if row['keeps_up'] else 'no'} | {row['cores_needed']} |"
         )
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import torch
@@ -171,9 +172,8 @@ def test_the_loader_benchmark_times_the_trainers_own_data_path(tmp_path):
     for row in rows.values():
         assert row["iterations_per_s"] > 0 and isinstance(row["keeps_up"], bool)
     assert rows[("authors", 1)]["crop"] == [80, 40] and rows[("cover", 1)]["crop"] is None
-    assert (
-        rows[("cover", 1)]["workers_needed"] >= 1 and rows[("cover", 0)]["workers_needed"] is None
-    )
+    assert rows[("cover", 1)]["cores_used"] == min(2, os.cpu_count())  # a worker per loader
+    assert rows[("cover", 0)]["cores_used"] == 1 and rows[("cover", 0)]["cores_needed"] >= 1
     assert results["frame_sizes"]["gta5"] == [239, 132]  # GTA5's 1914×1052, × 1/8
     assert results["provenance"]["command"].startswith("genadapt-bench loader")
     assert "| authors | 1 |" in (tmp_path / "loader.md").read_text()
