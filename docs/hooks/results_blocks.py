@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["README.md", "docs/results.md", "docs/tuning/README.md"]  # the pages that show results
+PAGES = ["README.md", "docs/results.md", "docs/tuning/README.md", "docs/performance.md"]  # the pages that show results
 BLOCK = re.compile(r"(<!-- results: (.+?) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 
