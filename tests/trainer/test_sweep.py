@@ -41,7 +41,7 @@ def test_a_sweep_trains_evaluates_summarizes_and_resumes(scenes, tmp_path, capsy
     assert table == capsys.readouterr().out
     assert "| adapted-2 |" in table and "gain over the same seed's source-only" in table
     assert f"Runs trained at commit(s): {commit}" in table and "Made by commit" in table
-    assert "| adapted | target |" in table and "Paired by seed" in table
+    assert "| adapted | source-only | target |" in table and "Paired by seed" in table
 
     # Picking up again: a finished run is kept; one whose evaluation is missing is resumed
     # (its saved state is complete, so it only evaluates) rather than trained again.
