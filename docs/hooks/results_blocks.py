@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["README.md", "docs/results.md", "docs/tuning/README.md", "docs/performance.md"]  # the pages that show results
+# The pages that show results.
+PAGES = ["README.md", "docs/results.md", "docs/tuning/README.md", "docs/performance.md"]
 BLOCK = re.compile(r"(<!-- results: (.+?) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 
