@@ -118,9 +118,11 @@ class UploadGuard:
                 await self._reject(408, scope, receive, send)
 
     async def _reject(self, status: int, scope, receive, send):
+        # Either way the body was not read to its end, so the connection cannot carry another
+        # request: it is closed (a 413 left it open, and the unread rest earned a 408 later).
         if status == 413:
             message = f"request body over {self.max_bytes / 1e6:.1f} MB"
-            response = error_response(413, "too_large", message)
+            response = error_response(413, "too_large", message, {"Connection": "close"})
         else:
             message = f"the upload did not arrive within {self.timeout_s:g} s"
             response = error_response(408, "upload_timeout", message, {"Connection": "close"})

@@ -4,6 +4,7 @@ Every loop here is bounded in count and time."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import socket
@@ -299,5 +300,22 @@ def test_answers_held_for_clients_that_never_read_stay_in_the_budget(model_path)
         ok = httpx.post(f"{url}/v1/segment", content=photo(1),
                         headers={"content-type": "image/jpeg"}, timeout=30)  # fmt: skip
         assert ok.status_code == 200
+    finally:
+        stop(proc)
+
+
+def test_an_oversized_chunked_upload_gets_413_and_the_connection_closes(model_path):
+    url, proc = start(model_path, max_upload_bytes=100_000, body_timeout_s=2)
+    try:
+        sock = raw(url)
+        sock.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+        chunk = b"\0" * 16_384
+        with contextlib.suppress(OSError):  # the server may close while the rest is on its way
+            for _ in range(16):  # 256 KB against a 100 KB limit
+                sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        answer = read_answer(sock, timeout=6)  # until the server closes, or 6 s
+        assert answer.startswith(b"HTTP/1.1 413") and b"connection: close" in answer.lower()
+        assert b"408" not in answer  # no second, unsolicited answer on the same connection
     finally:
         stop(proc)

@@ -180,8 +180,9 @@ def test_upload_limit_is_enforced_while_reading(make_client):
 
     response = client.post("/v1/segment", content=chunks(), headers={"content-type": "image/png"})
     assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    assert response.headers["connection"] == "close"  # the unread rest must not stay queued
     big = post(client, b"\0" * 20_000, "image/png")
-    assert big.status_code == 413
+    assert big.status_code == 413 and big.headers["connection"] == "close"
     assert post(client, jpeg(40, 30)).status_code == 200
 
 
