@@ -214,12 +214,10 @@ class Transform:
         scale = max(self.size[0] / width, self.size[1] / height)
         return max(self.size[0], round(width * scale)), max(self.size[1], round(height * scale))
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """The encoded image as the network sees it: `network_input`, as predict and serve,
-        at the frame size (the header is read first where the frame's shape decides it)."""
-        if self.train and self.resize != "stretch":
-            return network_input(data, self.frame_size(*probe_size(data)))
-        return network_input(data, self.size)
+    def decode(self, data: bytes, original: tuple[int, int]) -> np.ndarray:
+        """The encoded image, whose header says it is `original` = (W, H), as the network sees
+        it: `network_input`, as predict and serve, at the frame size."""
+        return network_input(data, self.frame_size(*original))
 
     def __call__(self, rgb: np.ndarray, label: np.ndarray | None, rng: random.Random):
         if not self.train:
@@ -275,13 +273,16 @@ class SegmentationDataset(Dataset):
         label ids in the label space at the image's full resolution (H, W)."""
         image_path, label_path = self.pairs[index]
         data = image_path.read_bytes()
-        rgb = self.transform.decode(data) if self.transform is not None else decode_image(data)
+        width, height = probe_size(data)  # the header, read once: frame size and label check
+        if self.transform is not None:
+            rgb = self.transform.decode(data, (width, height))
+        else:
+            rgb = decode_image(data)
         if not self.with_labels:
             return rgb, None
         if label_path is None or not label_path.is_file():
             raise ValueError(f"label missing for {image_path}")
         raw = self.kind.read_label(label_path)
-        width, height = probe_size(data)
         if raw.shape != (height, width):
             raise ValueError(
                 f"image is {width}x{height} but its label is {raw.shape[1]}x{raw.shape[0]}"

@@ -8,6 +8,7 @@ GENADAPT_COMMIT environment variable, or is "unknown".
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -94,13 +95,11 @@ def machine() -> dict:
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    # No /proc (not Linux): the platform's own word.
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 

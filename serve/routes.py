@@ -221,8 +221,13 @@ class HeldUntilSent(Response):
 
     async def __call__(self, scope, receive, send) -> None:
         try:
-            start = {"type": "http.response.start", "status": self.status_code}
-            await send(start | {"headers": self.raw_headers})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
             body, size = memoryview(self.body), len(self.body)
             for offset in range(0, max(size, 1), self.CHUNK):
                 end = offset + self.CHUNK

@@ -110,7 +110,7 @@ def test_training_frames_reach_the_network_scale_by_the_chosen_rule(resize, kind
     image[:, 48:] = 200  # the right half is bright, its label 1: they must stay aligned
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
-    rgb = transform.decode(buf.getvalue())
+    rgb = transform.decode(buf.getvalue(), (96, 53))
     assert (rgb.shape[1], rgb.shape[0]) == frame
     label = (image[:, :, 0] > 0).astype(np.uint8)
     for seed in range(5):
@@ -120,4 +120,4 @@ def test_training_frames_reach_the_network_scale_by_the_chosen_rule(resize, kind
         assert (bright == (window_label == 1)).mean() > 0.9  # resampling blurs the one edge
     # Evaluation always sees the image at the network size, as predict and serve do.
     evaluation = Transform((64, 32), train=False, resize=resize)
-    assert evaluation.decode(buf.getvalue()).shape == (32, 64, 3)
+    assert evaluation.decode(buf.getvalue(), (96, 53)).shape == (32, 64, 3)

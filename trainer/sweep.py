@@ -156,13 +156,14 @@ def summarize(
         }
         for name in names
     }
+    against = baselines(names, pairs or {})
     return {
         "subset": SUBSET,
         "runs": per_run,
         "names": per_name,
         "baseline": names[0],
-        "baselines": baselines(names, pairs or {}),
-        "paired": paired(per_run, baselines(names, pairs or {}), columns),
+        "baselines": against,
+        "paired": paired(per_run, against, columns),
         "provenance": provenance(),
     }
 
