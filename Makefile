@@ -11,12 +11,12 @@ OUT ?= demo-out
 DEMO_PRESET ?= cpu-demo
 DEMO_SEED ?= 1
 DEMO_PORT ?= 8765
-# The README's results: five seeds of each model at a larger preset, then the paper's Table 4
+# The README's results: ten seeds of each model at a larger preset, then the paper's Table 4
 # ablation on the same data; runs two at a time, and a rerun picks up where it stopped.
 RESULTS ?= results-out
 RESULTS_PRESET ?= cpu-small
-SEEDS ?= 1 2 3 4 5
-ABLATION_SEEDS ?= 1 2 3
+SEEDS ?= 1 2 3 4 5 6 7 8 9 10
+ABLATION_SEEDS ?= 1 2 3 4 5
 JOBS ?= 2
 SWEEP = $(BIN)/genadapt-sweep --jobs $(JOBS)
 # Choosing the CPU presets' settings on a fourth look (never the reported target or unseen).

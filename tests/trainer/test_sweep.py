@@ -7,7 +7,7 @@ import pytest
 from genadapt.errors import GenadaptError
 from genadapt.provenance import provenance
 from genadapt.scenes.generate import generate_scenes
-from genadapt.trainer.sweep import main, parse_run
+from genadapt.trainer.sweep import RunSpec, execution_order, main, parse_run
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,19 @@ def test_a_failed_run_is_reported_and_the_others_finish(scenes, tmp_path, capsys
     assert "Failed: broken-1" in (out / "tuning.md").read_text()
     assert summary["failed"] == ["broken-1"] and "target" in summary["runs"]["source-only-1"]
     assert "unknown config key" in (out / "broken-1.log").read_text()
+
+
+def test_runs_go_seed_by_seed_so_a_stopped_sweep_leaves_whole_pairs():
+    runs = [RunSpec(name, variant, seed) for name, variant in (("source-only", "source-only"),
+            ("adapted", "full")) for seed in (1, 2, 3)]  # fmt: skip
+    assert [spec.folder for spec in execution_order(runs)] == [
+        "source-only-1",
+        "adapted-1",
+        "source-only-2",
+        "adapted-2",
+        "source-only-3",
+        "adapted-3",
+    ]
 
 
 def test_run_specs_are_checked(tmp_path):
