@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from genadapt.serve.errors import error_bytes
+from genadapt.serve.errors import BAD_BODY, REFUSED_BY_SERVER, error_bytes
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,13 @@ def guarded_protocol(
             super().connection_lost(exc)
 
         def send_400_response(self, msg: str) -> None:
+            if self.cycle is not None and not self.cycle.response_started:
+                # h11 failed inside a request's body (bad chunked framing): the request is
+                # counted once, by the application, as its 400 (REFUSED_BY_SERVER tells it that
+                # the server, not the client, closed the connection).
+                self.cycle.scope[REFUSED_BY_SERVER] = 400
+                self._close_with(error_bytes(400, "Bad Request", "bad_request", BAD_BODY))
+                return
             self._refuse(
                 error_bytes(400, "Bad Request", "bad_request", f"{msg} (headers too large?)"), 400
             )
@@ -89,6 +96,9 @@ def guarded_protocol(
 
         def _refuse(self, response: bytes, status: int) -> None:
             on_refused(status)
+            self._close_with(response)
+
+        def _close_with(self, response: bytes) -> None:
             if not self.transport.is_closing():
                 self.transport.write(response)
                 self.transport.close()

@@ -9,6 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+# Set in a request's ASGI scope by the connection guard when the server cut the request's body
+# off as malformed: the request then counts as that 400, not as a client that went away (499).
+REFUSED_BY_SERVER = "genadapt.refused_by_server"
+BAD_BODY = "malformed request body (bad chunked framing?)"
+
 ERROR_EXAMPLE = {"error": {"status": 422, "code": "bad_image", "message": "corrupt or truncated"}}
 
 

@@ -8,7 +8,7 @@ import asyncio
 import hmac
 import time
 
-from genadapt.serve.errors import error_response
+from genadapt.serve.errors import REFUSED_BY_SERVER, error_response
 from genadapt.serve.metrics import ServiceMetrics
 
 KNOWN_PATHS = {"/v1/segment", "/v1/model", "/healthz", "/readyz", "/metrics", "/"}
@@ -42,7 +42,8 @@ class RequestMetrics:
             raise
         finally:
             path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
-            self.metrics.requests.labels(path=path, status=str(status or CLIENT_CLOSED)).inc()
+            status = status or scope.get(REFUSED_BY_SERVER) or CLIENT_CLOSED
+            self.metrics.requests.labels(path=path, status=str(status)).inc()
             if path == "/v1/segment":
                 self.metrics.stages["request"].observe(time.perf_counter() - started)
 

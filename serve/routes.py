@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 import genadapt
 from genadapt.imaging import ImageDecodeError, ImageTooLargeError, decode_cost
 from genadapt.serve.budget import BudgetTimeoutError, MemoryBudget, OverBudgetError
-from genadapt.serve.errors import ServiceError
+from genadapt.serve.errors import BAD_BODY, REFUSED_BY_SERVER, ServiceError
 from genadapt.serve.metrics import ServiceMetrics
 from genadapt.serve.openapi import SEGMENT_BODY, SEGMENT_RESPONSES
 from genadapt.serve.outputs import (
@@ -332,6 +332,8 @@ async def _read_image_bytes(request: Request) -> bytes:
         if content_type.startswith(RAW_TYPES):
             return await request.body()
     except ClientDisconnect:
+        if request.scope.get(REFUSED_BY_SERVER):  # the server cut a malformed body off
+            raise ServiceError(400, "bad_request", BAD_BODY) from None
         # The client went away mid-upload: one line in the log and a count, no traceback.
         log.info("client closed the connection during its upload")
         raise ServiceError(499, "client_closed", "the client closed the connection") from None

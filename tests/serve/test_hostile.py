@@ -319,3 +319,20 @@ def test_an_oversized_chunked_upload_gets_413_and_the_connection_closes(model_pa
         assert b"408" not in answer  # no second, unsolicited answer on the same connection
     finally:
         stop(proc)
+
+
+def test_a_malformed_chunked_body_is_one_400_for_the_request_not_a_client_abort(model_path):
+    url, proc = start(model_path)
+    try:
+        sock = raw(url)
+        sock.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n"
+                     b"10\r\n0123456789abcdef\r\nzz\r\n")  # fmt: skip
+        answer = read_answer(sock, timeout=6)
+        assert answer.startswith(b"HTTP/1.1 400") and b"malformed request body" in answer
+        time.sleep(0.5)  # the application finishes its side after the connection closed
+        assert counted(url, 400, "/v1/segment") == 1
+        assert counted(url, 400, "connection") == 0 and counted(url, 499) == 0
+    finally:
+        log = stop(proc)
+    assert "client closed" not in log
