@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from genadapt.runtime import Segmenter, load_segmenter
 from genadapt.serve.budget import MemoryBudget
 from genadapt.serve.docs import install_docs
 from genadapt.serve.errors import install_error_handlers
+from genadapt.serve.io_pool import IoPool
 from genadapt.serve.metrics import ServiceMetrics
 from genadapt.serve.middleware import OpsAuth, RequestMetrics, UploadGuard
 from genadapt.serve.routes import router
@@ -43,7 +43,7 @@ def create_app(settings: ServeSettings, load: Callable[[], Segmenter] | None = N
 
     metrics = ServiceMetrics()
     state = ModelState(settings, load)
-    io_pool = ThreadPoolExecutor(settings.workers_io, thread_name_prefix="genadapt-io")
+    io_pool = IoPool(settings.workers_io, settings.max_queue, settings.request_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -51,7 +51,7 @@ def create_app(settings: ServeSettings, load: Callable[[], Segmenter] | None = N
         yield
         # Uvicorn has stopped accepting and finished in-flight requests (SIGTERM): drain.
         state.stop()
-        io_pool.shutdown(wait=True)
+        io_pool.shutdown()
 
     app = FastAPI(
         title="genadapt segmentation service",

@@ -20,6 +20,7 @@ import genadapt
 from genadapt.imaging import ImageDecodeError, ImageTooLargeError, decode_cost
 from genadapt.serve.budget import BudgetTimeoutError, MemoryBudget, OverBudgetError
 from genadapt.serve.errors import BAD_BODY, REFUSED_BY_SERVER, ServiceError
+from genadapt.serve.io_pool import IoPool, PoolBusyError, PoolStartTimeoutError
 from genadapt.serve.metrics import ServiceMetrics
 from genadapt.serve.openapi import SEGMENT_BODY, SEGMENT_RESPONSES
 from genadapt.serve.outputs import (
@@ -155,7 +156,6 @@ async def segment(
     started = time.perf_counter()
     data = await _read_image_bytes(request)
     pool, budget = request.app.state.io_pool, request.app.state.budget
-    loop = asyncio.get_running_loop()
     spec = state.segmenter.spec
     photo_needed = format == "overlay" or (format == "json" and overlay)
     t0 = time.perf_counter()
@@ -178,7 +178,7 @@ async def segment(
     held = out_size[0] * out_size[1] * OUTPUT_BYTES_PER_PIXEL
     await _acquire(budget, held, settings)
     try:
-        body = await loop.run_in_executor(pool, encode, to_encode)
+        body = await _in_pool(pool, encode, to_encode)
     except BaseException:
         await budget.release(held)
         raise
@@ -239,10 +239,19 @@ class HeldUntilSent(Response):
             await self._budget.release(self._nbytes)
 
 
-async def _in_pool(pool, fn, *args):
-    """Run `fn` in the I/O pool; an image it cannot read is the client's error, not ours."""
+async def _in_pool(pool: IoPool, fn, *args):
+    """Run `fn` in the I/O pool; an image it cannot read is the client's error, not ours, and
+    a pool whose threads are all held answers rather than going silent."""
     try:
-        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        return await pool.run(fn, *args)
+    except PoolBusyError:
+        raise ServiceError(
+            503, "busy", "every image thread is busy; retry shortly", {"Retry-After": "1"}
+        ) from None
+    except PoolStartTimeoutError:
+        raise ServiceError(
+            504, "timeout", f"no image thread became free within {pool.start_timeout_s:g} s"
+        ) from None
     except ImageTooLargeError as exc:
         raise ServiceError(413, "too_many_pixels", str(exc)) from None
     except ImageDecodeError as exc:
@@ -274,7 +283,9 @@ async def _acquire(budget: MemoryBudget, nbytes: int, settings: ServeSettings) -
         ) from None
 
 
-async def _decode(state: ModelState, settings: ServeSettings, pool, data: bytes, photo: bool):
+async def _decode(
+    state: ModelState, settings: ServeSettings, pool: IoPool, data: bytes, photo: bool
+):
     """Decode in the I/O pool, telling the worker that a batch-mate is on its way meanwhile."""
     state.worker.incoming(+1)
     try:

@@ -286,6 +286,37 @@ def test_queue_full_and_timeout(make_client, model_path):
     assert status == 200
 
 
+def test_when_every_image_thread_is_held_requests_get_503_or_504_not_silence(
+    make_client, monkeypatch
+):
+    import genadapt.serve.routes as routes
+
+    gate, held = threading.Event(), threading.Event()
+    real = routes.decode_upload
+
+    def stuck_decode(*args):  # an upload that holds its thread (a slow decode)
+        held.set()
+        gate.wait(10)
+        return real(*args)
+
+    monkeypatch.setattr(routes, "decode_upload", stuck_decode)
+    client = make_client(workers_io=1, max_queue=1, request_timeout_s=1.0)
+    wait_ready(client)
+    with ThreadPoolExecutor(3) as pool:
+        holder = pool.submit(post, client, jpeg())
+        assert held.wait(10)
+        waiting = pool.submit(post, client, jpeg())  # queued for the one thread
+        time.sleep(0.2)
+        turned_away = post(client, jpeg())  # past max_queue waiting: at once
+        assert turned_away.status_code == 503 and turned_away.headers["retry-after"] == "1"
+        late = waiting.result(timeout=10)  # its work never started: dropped at the deadline
+        assert late.status_code == 504 and "no image thread" in late.json()["error"]["message"]
+        gate.set()
+        assert holder.result(timeout=30).status_code == 200  # started work runs to its end
+    monkeypatch.setattr(routes, "decode_upload", real)
+    assert post(client, jpeg()).status_code == 200
+
+
 def test_openapi_documents_media_types(client):
     spec = client.get("/openapi.json").json()
     segment = spec["paths"]["/v1/segment"]["post"]
