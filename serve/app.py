@@ -17,7 +17,7 @@ from genadapt.serve.docs import install_docs
 from genadapt.serve.errors import install_error_handlers
 from genadapt.serve.io_pool import IoPool
 from genadapt.serve.metrics import ServiceMetrics
-from genadapt.serve.middleware import OpsAuth, RequestMetrics, UploadGuard
+from genadapt.serve.middleware import HeadAsGet, OpsAuth, RequestMetrics, UploadGuard
 from genadapt.serve.routes import router
 from genadapt.serve.settings import ServeSettings
 from genadapt.serve.state import ModelState
@@ -74,6 +74,7 @@ def create_app(settings: ServeSettings, load: Callable[[], Segmenter] | None = N
     if settings.api_key and settings.protect_ops:
         app.add_middleware(OpsAuth, api_key=settings.api_key)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(HeadAsGet)
     app.include_router(router)
     install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -14,8 +14,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 REFUSED_BY_SERVER = "genadapt.refused_by_server"
 BAD_BODY = "malformed request body (bad chunked framing?)"
 
-ERROR_EXAMPLE = {"error": {"status": 422, "code": "bad_image", "message": "corrupt or truncated"}}
-
 
 class ServiceError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict | None = None):

@@ -1,6 +1,6 @@
 """ASGI middleware around the app: metrics for every answer (also failures and aborts), the
-operator's endpoints behind the API key when asked, and limits on uploads: their size, counted
-as bytes arrive, and the time they may take."""
+operator's endpoints behind the API key when asked, limits on uploads (their size, counted as
+bytes arrive, and the time they may take), and HEAD wherever GET works."""
 
 from __future__ import annotations
 
@@ -46,6 +46,28 @@ class RequestMetrics:
             self.metrics.requests.labels(path=path, status=str(status)).inc()
             if path == "/v1/segment":
                 self.metrics.stages["request"].observe(time.perf_counter() - started)
+
+
+class HeadAsGet:
+    """HEAD wherever GET works (RFC 9110 asks it of a server): the request runs as a GET and
+    only its headers go out, Content-Length included. FastAPI routes answer GET alone, so
+    without this a monitor's or a crawler's HEAD /favicon.ico got 405."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(dict(scope, method="GET"), receive, headers_only)
 
 
 class OpsAuth:

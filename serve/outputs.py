@@ -18,6 +18,7 @@ from genadapt.imaging import (
     network_input_and_photo,
     overlay,
     probe_size,
+    resize_rgb,
 )
 from genadapt.labels import LabelSpace
 from genadapt.spec import ModelSpec
@@ -83,6 +84,7 @@ class EncodeRequest:
     label_space: LabelSpace
     png_level: int
     with_overlay: bool = False  # json only
+    with_photo: bool = False  # json only
 
 
 def run_lengths(mask: np.ndarray) -> list[int]:
@@ -133,4 +135,7 @@ def encode(request: EncodeRequest) -> bytes | dict:
     if request.with_overlay:
         jpeg = encode_jpeg(overlay(request.photo, labels, palette), quality=85)
         body["overlay_jpeg_base64"] = base64.b64encode(jpeg).decode()
+    if request.with_photo:
+        photo = resize_rgb(request.photo, (labels.shape[1], labels.shape[0]))
+        body["photo_jpeg_base64"] = base64.b64encode(encode_jpeg(photo, quality=85)).decode()
     return body

@@ -22,7 +22,7 @@ from genadapt.serve.budget import BudgetTimeoutError, MemoryBudget, OverBudgetEr
 from genadapt.serve.errors import BAD_BODY, REFUSED_BY_SERVER, ServiceError
 from genadapt.serve.io_pool import IoPool, PoolBusyError, PoolStartTimeoutError
 from genadapt.serve.metrics import ServiceMetrics
-from genadapt.serve.openapi import SEGMENT_BODY, SEGMENT_RESPONSES
+from genadapt.serve.openapi import FORMAT_HELP, SEGMENT_BODY, SEGMENT_RESPONSES
 from genadapt.serve.outputs import (
     FORMATS,
     OUTPUT_BYTES_PER_PIXEL,
@@ -142,7 +142,9 @@ async def segment(
     settings: Settings,
     metrics: Metrics,
     _: ApiKey,
-    format: Annotated[Literal["png", "color", "overlay", "npy", "json"], Query()] = "png",
+    format: Annotated[
+        Literal["png", "color", "overlay", "npy", "json"], Query(description=FORMAT_HELP)
+    ] = "png",
     size: Annotated[
         Literal["native", "input"],
         Query(
@@ -151,13 +153,21 @@ async def segment(
         ),
     ] = "native",
     overlay: Annotated[bool, Query(description="json only: add a base64 JPEG overlay")] = False,
+    photo: Annotated[
+        bool,
+        Query(
+            description="json only: add the photo as the service decoded it, a base64 JPEG at "
+            "the answer's size (for a client that cannot show the upload's format, such as "
+            "TIFF in most browsers)"
+        ),
+    ] = False,
 ) -> Response:
     """Segment one image, sent as a multipart upload (`file`) or as the raw body."""
     started = time.perf_counter()
     data = await _read_image_bytes(request)
     pool, budget = request.app.state.io_pool, request.app.state.budget
     spec = state.segmenter.spec
-    photo_needed = format == "overlay" or (format == "json" and overlay)
+    photo_needed = format == "overlay" or (format == "json" and (overlay or photo))
     t0 = time.perf_counter()
     cost = await _in_pool(pool, decode_cost, data, draft_sizes(spec, photo_needed))
     async with _holding(budget, cost, settings):
@@ -174,6 +184,7 @@ async def segment(
         label_space=spec.label_space,
         png_level=settings.png_compression,
         with_overlay=overlay,
+        with_photo=photo,
     )
     held = out_size[0] * out_size[1] * OUTPUT_BYTES_PER_PIXEL
     await _acquire(budget, held, settings)

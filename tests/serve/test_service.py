@@ -1,3 +1,4 @@
+import base64
 import io
 import json
 import struct
@@ -317,13 +318,55 @@ def test_when_every_image_thread_is_held_requests_get_503_or_504_not_silence(
     assert post(client, jpeg()).status_code == 200
 
 
-def test_openapi_documents_media_types(client):
+def test_openapi_documents_every_status_with_its_own_errors(client):
     spec = client.get("/openapi.json").json()
     segment = spec["paths"]["/v1/segment"]["post"]
     assert {"image/png", "image/jpeg", "application/json", "application/x-npy"} <= set(
         segment["responses"]["200"]["content"])  # fmt: skip
-    assert "multipart/form-data" in segment["requestBody"]["content"]
-    assert {"413", "415", "422", "503", "504"} <= set(segment["responses"])
+    body_types = set(segment["requestBody"]["content"])
+    assert {"multipart/form-data", "image/gif", "image/tiff", "image/webp"} <= body_types
+    statuses = {"400", "401", "408", "413", "415", "422", "500", "503", "504"}
+    assert statuses <= set(segment["responses"])
+    for status in statuses:
+        examples = segment["responses"][status]["content"]["application/json"]["examples"]
+        for example in examples.values():
+            assert example["value"]["error"]["status"] == int(status), (status, example)
+    codes = {s: {e["value"]["error"]["code"] for e in segment["responses"][s]["content"][
+        "application/json"]["examples"].values()} for s in statuses}  # fmt: skip
+    assert codes["413"] == {"too_large", "too_many_pixels", "too_large_to_process"}
+    assert "busy" in codes["503"] and codes["401"] == {"unauthorized"}
+    format_help = next(p for p in segment["parameters"] if p["name"] == "format")["description"]
+    assert "near-black" in format_help  # Try it out's png is train ids, not a picture
+
+
+def test_a_bad_image_answer_matches_its_documented_example(client):
+    answer = post(client, b"\xff\xd8\xff\xe0 not really a jpeg")
+    documented = client.get("/openapi.json").json()["paths"]["/v1/segment"]["post"]
+    examples = documented["responses"]["422"]["content"]["application/json"]["examples"]
+    assert answer.status_code == 422
+    documented_codes = {e["value"]["error"]["code"] for e in examples.values()}
+    assert answer.json()["error"]["code"] in documented_codes
+
+
+def test_head_works_wherever_get_does(client):
+    for path in ("/", "/favicon.ico", "/healthz", "/readyz", "/docs", "/openapi.json"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
+        if "content-length" in got.headers:
+            assert head.headers["content-length"] == got.headers["content-length"], path
+    assert client.head("/v1/segment").status_code == 405
+
+
+def test_json_can_carry_the_photo_for_a_client_that_cannot_show_the_upload(client):
+    tiff = io.BytesIO()
+    Image.fromarray(np.full((40, 80, 3), (200, 30, 30), np.uint8)).save(tiff, format="TIFF")
+    body = post(client, tiff.getvalue(), "image/tiff", format="json", photo="true",
+                size="input").json()  # fmt: skip
+    photo = Image.open(io.BytesIO(base64.b64decode(body["photo_jpeg_base64"])))
+    assert photo.size == (body["width"], body["height"]) == (80, 40)
+    assert np.abs(np.asarray(photo, np.int16) - (200, 30, 30)).max() < 12
+    assert "photo_jpeg_base64" not in post(client, jpeg(), format="json").json()
 
 
 def test_run_lengths():

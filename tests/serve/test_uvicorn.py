@@ -64,3 +64,13 @@ def test_client_module_against_the_server(server, tmp_path):
     labels = Image.open(tmp_path / "out/street_labels.png")
     assert labels.size == (128, 64) and labels.mode == "L"
     assert Image.open(tmp_path / "out/street_overlay.jpg").size == (128, 64)
+
+
+def test_head_over_real_http_keeps_the_connection_usable(server):
+    url, _ = server
+    with httpx.Client(base_url=url, timeout=10) as http:  # one kept-alive connection
+        for path in ("/favicon.ico", "/", "/docs"):
+            head = http.head(path)
+            assert head.status_code == 200 and head.content == b"", path
+            assert int(head.headers["content-length"]) > 0
+        assert http.get("/healthz").json() == {"status": "ok"}  # nothing left on the wire
