@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 log = logging.getLogger(__name__)
-TRIM_AFTER_BYTES = 64 << 20  # a hold this large is followed by malloc_trim once all are done
+TRIM_AFTER_BYTES = 64 << 20  # this much released since the last malloc_trim: trim once all are done
 
 
 class OverBudgetError(Exception):
@@ -36,7 +36,7 @@ class MemoryBudget:
         self.used = 0
         self.peak = 0  # the most ever held at once (tests and metrics read it)
         self._changed = asyncio.Condition()
-        self._trim_pending = False
+        self._released_since_trim = 0
 
     @asynccontextmanager
     async def hold(self, nbytes: int, timeout_s: float) -> AsyncIterator[None]:
@@ -68,10 +68,11 @@ class MemoryBudget:
     async def release(self, nbytes: int) -> None:
         async with self._changed:
             self.used -= nbytes
-            self._trim_pending = self._trim_pending or nbytes >= TRIM_AFTER_BYTES
-            trim = self._trim_pending and self.used == 0
+            # Many small holds (answers to slow readers) add up as much as one large one.
+            self._released_since_trim += nbytes
+            trim = self.used == 0 and self._released_since_trim >= TRIM_AFTER_BYTES
             if trim:
-                self._trim_pending = False
+                self._released_since_trim = 0
             self._changed.notify_all()
         if trim:
             await asyncio.to_thread(release_free_memory)

@@ -7,11 +7,12 @@ import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
@@ -107,8 +108,21 @@ async def metrics(request: Request, m: Metrics) -> Response:
 
 
 @router.get("/", include_in_schema=False)
-async def page() -> FileResponse:
-    return FileResponse(PAGE, media_type="text/html")
+async def page(settings: Settings) -> HTMLResponse:
+    """The page, with this service's own limits written into it."""
+    return HTMLResponse(render_page(settings.max_upload_bytes, settings.max_pixels))
+
+
+@lru_cache(maxsize=4)
+def render_page(max_upload_bytes: int, max_pixels: int) -> str:
+    limits = {
+        "{{max_upload_mb}}": f"{round(max_upload_bytes / 2**20, 1):g}",
+        "{{max_megapixels}}": f"{round(max_pixels / 1e6, 1):g}",
+    }
+    text = PAGE.read_text(encoding="utf-8")
+    for placeholder, value in limits.items():
+        text = text.replace(placeholder, value)
+    return text
 
 
 @router.get("/v1/model", tags=["segmentation"])

@@ -51,6 +51,28 @@ def test_the_budget_refuses_what_never_fits_and_times_out_what_waits_too_long():
     assert asyncio.run(scenario()).used == 0
 
 
+def test_memory_goes_back_to_the_system_after_many_small_holds_as_after_one_large(monkeypatch):
+    import genadapt.serve.budget as budget_module
+
+    trims = []
+    monkeypatch.setattr(budget_module, "release_free_memory", lambda: trims.append(1))
+
+    async def scenario():
+        budget = MemoryBudget(1 << 30)
+        holds = [4 << 20] * 40  # forty 4 MB answers to slow readers: 160 MB in all
+        for nbytes in holds:
+            await budget.acquire(nbytes, timeout_s=1)
+        for nbytes in holds[:-1]:
+            await budget.release(nbytes)
+        assert trims == []  # never while anything is still held
+        await budget.release(holds[-1])
+        await budget.acquire(1 << 20, timeout_s=1)
+        await budget.release(1 << 20)  # a small request after it: no trim of its own
+
+    asyncio.run(scenario())
+    assert trims == [1]
+
+
 def test_size_input_is_capped_keeping_the_aspect_ratio():
     from genadapt.labels import CITYSCAPES19
 

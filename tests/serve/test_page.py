@@ -4,6 +4,9 @@ $GENADAPT_SCREENSHOTS (CI keeps them; .ci/run prints where) or to the test's tem
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
 import shutil
 from pathlib import Path
@@ -136,7 +139,110 @@ def test_a_bad_file_after_a_good_one_leaves_no_stale_result(page, tmp_path):
     page.wait_for_function("document.getElementById('status').className === 'error'")
     assert page.locator("#result").is_hidden()
     assert "notes.png" in page.inner_text("#status")
-    assert "not an image the service can read" in page.inner_text("#status")
+    assert "could not be read as an image" in page.inner_text("#status")
+
+
+def test_a_truncated_file_is_explained_in_peoples_words_not_the_decoders(page, tmp_path):
+    whole = tmp_path / "whole.jpg"
+    Image.fromarray(np.full((60, 120, 3), 90, np.uint8)).save(whole, quality=90)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[:300])
+    upload(page, cut)
+    page.wait_for_function("document.getElementById('status').className === 'error'")
+    message = page.inner_text("#status")
+    assert "damaged or cut short" in message and "cut.jpg" in message
+    assert "truncated" not in message and "bytes not processed" not in message
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "words"),
+    [(413, "too_many_pixels", "up to 20 MB and 40 megapixels"),
+     (503, "busy", "busy or still starting"),
+     (504, "timeout", "took too long to answer")],
+)  # fmt: skip
+def test_each_refusal_says_what_to_do(page, tmp_path, status, code, words):
+    body = f'{{"error": {{"status": {status}, "code": "{code}", "message": "x"}}}}'
+    page.route("**/v1/segment*", lambda route: route.fulfill(
+        status=status, content_type="application/json", body=body))  # fmt: skip
+    upload(page, image_file(tmp_path, "any.png", (64, 32)))
+    page.wait_for_function("document.getElementById('status').className === 'error'")
+    assert words in page.inner_text("#status")
+
+
+def test_the_page_states_its_formats_and_the_services_own_limits(browser, model_path_module):
+    url, proc = start(model_path_module, max_upload_bytes=5 * 2**20, max_pixels=12_000_000)
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url + "/")
+        help_text = page.locator("#drop-help")
+        assert help_text.is_visible()
+        assert "TIFF or GIF, up to 5 MB and 12 megapixels" in help_text.inner_text()
+        assert "{{" not in page.content()
+        context.close()
+    finally:
+        stop(proc)
+
+
+def test_the_api_key_placeholder_is_not_cut_off(page):
+    fits = page.evaluate(
+        "(() => { const input = document.getElementById('key');"
+        "  const style = getComputedStyle(input);"
+        "  const ctx = document.createElement('canvas').getContext('2d');"
+        "  ctx.font = `${style.fontSize} ${style.fontFamily}`;"
+        "  const room = input.clientWidth - parseFloat(style.paddingLeft)"
+        "    - parseFloat(style.paddingRight);"
+        "  return ctx.measureText(input.placeholder).width <= room; })()"
+    )
+    assert fits
+
+
+def test_a_tiff_is_shown_from_the_services_decode_and_nothing_spills(page, tmp_path):
+    path = tmp_path / "street.tif"
+    Image.fromarray(np.full((100, 200, 3), (30, 160, 40), np.uint8)).save(path)
+    upload(page, path)
+    wait_result(page)
+    page.wait_for_function("document.getElementById('original').naturalWidth > 0")
+    assert page.evaluate("document.getElementById('original').src").startswith("data:image/jpeg")
+    stack, over = page.locator("#stack").bounding_box(), page.locator("#overlay").bounding_box()
+    original = page.locator("#original").bounding_box()
+    assert abs(stack["width"] / stack["height"] - 2.0) < 0.05  # the photo's 2:1, not 22 px
+    assert original["height"] > 100 and abs(original["height"] - stack["height"]) < 2
+    assert over["y"] + over["height"] <= stack["y"] + stack["height"] + 1
+    slider = page.locator("#opacity").bounding_box()
+    assert slider["y"] >= stack["y"] + stack["height"]  # under the picture, not beneath it
+    assert page.errors == []
+
+
+def test_the_figures_name_is_its_caption_not_the_slider(page, tmp_path):
+    upload(page, image_file(tmp_path, "named.png", (64, 32)))
+    wait_result(page)
+    page.fill("#opacity", "30")
+    caption = page.evaluate("document.querySelector('figure figcaption').textContent")
+    assert "30" not in caption and page.locator("figure input").count() == 0
+    assert page.locator("#opacity").input_value() == "30"
+
+
+def test_the_legend_states_the_cutoff_it_uses(page, tmp_path):
+    overlay = Image.new("RGB", (8, 4))
+    buffer = io.BytesIO()
+    overlay.save(buffer, format="JPEG")
+    body = json.dumps({
+        "width": 8, "height": 4,
+        "overlay_jpeg_base64": base64.b64encode(buffer.getvalue()).decode(),
+        "timing_ms": {"decode": 1, "queue": 0, "inference": 2, "encode": 1, "total": 4},
+        "classes": [
+            {"id": 0, "name": "road", "color": [128, 64, 128], "fraction": 0.9994},
+            {"id": 5, "name": "pole", "color": [153, 153, 153], "fraction": 0.0004},
+            {"id": 6, "name": "traffic light", "color": [250, 170, 30], "fraction": 0.0002},
+        ],
+    })  # fmt: skip
+    page.route("**/v1/segment*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=body))  # fmt: skip
+    upload(page, image_file(tmp_path, "rare.png", (8, 4)))
+    wait_result(page)
+    assert page.inner_text("#rare") == "2 more classes under 0.05% of the pixels."
+    assert "pole" not in page.inner_text("#legend")
 
 
 def test_picking_the_same_file_again_after_a_wrong_key_sends_it_again(page, tmp_path):
