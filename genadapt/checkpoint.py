@@ -25,7 +25,11 @@ from genadapt.spec import ModelSpec
 log = logging.getLogger(__name__)
 
 FORMAT = "genadapt-checkpoint"
-VERSION = 1
+# 2: the `ModelSpec` saved whole (`spec`), so that upsampling, output scale and precision come
+# back on reload. 1: three loose fields (label space, input size, normalization); still read,
+# with the rest at the defaults every version-1 writer used (`_spec_of_version_1`).
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class CheckpointError(GenadaptError):
@@ -78,9 +82,7 @@ class Checkpoint:
     def to_payload(self) -> dict[str, Any]:
         meta = {
             "model": self.model_config.to_dict(),
-            "label_space": self.spec.label_space.to_dict(),
-            "input_size": list(self.spec.input_size),
-            "normalization": self.spec.normalization.to_dict(),
+            "spec": self.spec.to_dict(),
             "train_config": self.train_config,
             "step": int(self.step),
             "metrics": self.metrics,
@@ -109,23 +111,36 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     payload = load_weights_only(path, CheckpointError)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a genadapt checkpoint (no '{FORMAT}' format marker)")
-    if payload.get("version") != VERSION:
+    version = payload.get("version")
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{path} is a version {payload.get('version')} checkpoint; this genadapt reads "
-            f"version {VERSION}"
+            f"{path} is a version {version} checkpoint; this genadapt reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (a newer genadapt wrote it?)"
         )
     try:
+        if version == 1:
+            spec = _spec_of_version_1(payload)
+            log.info("%s: a version-1 checkpoint; its spec read from the three fields it has", path)
+        else:
+            spec = ModelSpec.from_dict(payload["spec"])
         return Checkpoint(
             model_config=ModelConfig.from_dict(payload["model"]),
-            spec=ModelSpec(
-                LabelSpace.from_dict(payload["label_space"]),
-                (int(payload["input_size"][0]), int(payload["input_size"][1])),
-                Normalization.from_dict(payload["normalization"]),
-            ),
+            spec=spec,
             state_dict=payload["state_dict"],
             train_config=payload.get("train_config", {}),
             step=int(payload.get("step", 0)),
             metrics=payload.get("metrics", {}),
         )
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, GenadaptError) as exc:
         raise CheckpointError(f"{path}: malformed checkpoint metadata ({exc!r})") from None
+
+
+def _spec_of_version_1(payload: dict[str, Any]) -> ModelSpec:
+    """Version 1 kept label space, input size and normalization only; every genadapt that read
+    it took upsampling, output scale and precision at `ModelSpec`'s defaults, so it runs as
+    it always did."""
+    return ModelSpec(
+        LabelSpace.from_dict(payload["label_space"]),
+        (int(payload["input_size"][0]), int(payload["input_size"][1])),
+        Normalization.from_dict(payload["normalization"]),
+    )

@@ -51,6 +51,29 @@ def test_truncated_checkpoint(tmp_path):
         load_checkpoint(path)
 
 
+def test_the_spec_comes_back_whole(tmp_path):
+    original = make_checkpoint()
+    original.spec = original.spec.replace(upsample="nearest", output_scale=3, precision="fp16")
+    loaded = load_checkpoint(save_checkpoint(original, tmp_path / "ckpt.pt"))
+    assert loaded.spec == original.spec  # version 1 lost all three
+
+
+def test_a_version_1_checkpoint_still_loads_as_it_always_ran(tmp_path):
+    current = make_checkpoint(winning_class=4)
+    payload = current.to_payload()
+    spec = payload.pop("spec")
+    payload["version"] = 1
+    for key in ("label_space", "input_size", "normalization"):
+        payload[key] = spec[key]
+    torch.save(payload, tmp_path / "v1.pt")
+    loaded = load_checkpoint(tmp_path / "v1.pt")
+    assert loaded.spec == current.spec
+    assert (loaded.spec.upsample, loaded.spec.output_scale, loaded.spec.precision) == (
+        "bilinear", 2, "fp32")  # fmt: skip
+    x = torch.randn(1, 3, TINY_INPUT[1], TINY_INPUT[0])
+    torch.testing.assert_close(loaded.build_model()(x), current.build_model()(x))
+
+
 def test_other_version_is_refused(tmp_path):
     payload = make_checkpoint().to_payload()
     payload["version"] = 99
