@@ -95,8 +95,9 @@ results: setup
 	  --run source-only=source-only --run adapted=full --seeds $(SEEDS) --eval target unseen \
 	  --summary results-summary
 	$(BIN)/genadapt-eval retrieval $(RESULTS)/source-only-1/checkpoint.pt \
-	  $(RESULTS)/adapted-1/checkpoint.pt --source gta5 $(RESULTS)/data/source \
-	  --target cityscapes $(RESULTS)/data/target --out $(RESULTS)/retrieval
+	  $(RESULTS)/adapted-1/checkpoint.pt --source-dataset gta5 \
+	  --source-root $(RESULTS)/data/source --target-dataset cityscapes \
+	  --target-root $(RESULTS)/data/target --out $(RESULTS)/retrieval
 	$(BIN)/genadapt-eval table --out $(RESULTS)/results.md \
 	  $(foreach seed,$(SEEDS),$(foreach m,source-only adapted,$(foreach d,target unseen,\
 	    $(m):$(d)=$(RESULTS)/$(m)-$(seed)/eval/$(d).json)))

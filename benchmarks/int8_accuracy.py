@@ -14,7 +14,7 @@ from pathlib import Path
 from genadapt.datasets import SegmentationDataset
 from genadapt.evaluate import evaluate
 from genadapt.export.exporter import INT8_FILE, ExportOptions, run_export
-from genadapt.runtime import load_segmenter
+from genadapt.runtime import RuntimeOptions, load_segmenter
 
 SUBSET = "cityscapes19"
 
@@ -33,7 +33,9 @@ def run_int8_accuracy(
             sidecar = run_export(path, Path(tmp), options)
             scores = {}
             for precision, name in (("fp32", "model.labels.onnx"), ("int8", INT8_FILE)):
-                segmenter = load_segmenter(Path(tmp) / name, "onnxruntime", "cpu")
+                segmenter = load_segmenter(
+                    Path(tmp) / name, RuntimeOptions(backend="onnxruntime", device="cpu")
+                )
                 dataset = SegmentationDataset(
                     kind, root, split, label_space=segmenter.spec.label_space
                 )

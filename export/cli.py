@@ -8,8 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from genadapt.cli import run_cli, setup_logging
-from genadapt.datasets import DATASET_KINDS
+from genadapt.cli import add_dataset_arguments, dataset_argument, run_cli, setup_logging
 from genadapt.export.exporter import ExportOptions, run_export
 from genadapt.export.quantize import CALIBRATION_METHODS, Calibration
 from genadapt.export.tensorrt_build import PRECISIONS
@@ -37,13 +36,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=defaults.max_batch)
     p.add_argument("--triton", action="store_true", help="also write a Triton model repository")
     p.add_argument("--parity-images", type=int, default=defaults.parity_images)
-    p.add_argument(
-        "--eval",
-        nargs=2,
-        metavar=("KIND", "ROOT"),
-        default=None,
-        help=f"also gate on the mIoU delta over a dataset: {', '.join(DATASET_KINDS)}",
-    )
+    # Optional: also gate on the mIoU delta over a labelled dataset.
+    add_dataset_arguments(p, "eval", required=False)
     p.add_argument("--eval-limit", type=int, default=defaults.eval_limit)
     calibration = defaults.calibration
     p.add_argument(
@@ -51,13 +45,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write model.labels.int8.onnx for CPUs (gated: ≥98%% labels agree)",
     )
-    p.add_argument(
-        "--calibration",
-        nargs=2,
-        metavar=("KIND", "ROOT"),
-        default=None,
-        help="calibration images (default: the built-in target-look scenes)",
-    )
+    # INT8 calibration images (default: the built-in target-look scenes).
+    add_dataset_arguments(p, "calibration", required=False)
     p.add_argument("--calibration-images", type=int, default=calibration.count)
     p.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default=calibration.method)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -65,6 +54,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    evaluation = dataset_argument(args, "eval")
+    calibration = dataset_argument(args, "calibration")
     options = ExportOptions(
         flavours=tuple(args.flavour),
         opset=args.opset,
@@ -74,15 +65,15 @@ def main(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         triton=args.triton,
         parity_images=args.parity_images,
-        eval_kind=args.eval[0] if args.eval else None,
-        eval_root=args.eval[1] if args.eval else None,
+        eval_kind=evaluation[0] if evaluation else None,
+        eval_root=evaluation[1] if evaluation else None,
         eval_limit=args.eval_limit,
         int8=args.int8,
         calibration=Calibration(
             method=args.calibration_method,
             count=args.calibration_images,
-            dataset_kind=args.calibration[0] if args.calibration else None,
-            dataset_root=args.calibration[1] if args.calibration else None,
+            dataset_kind=calibration[0] if calibration else None,
+            dataset_root=calibration[1] if calibration else None,
         ),
     )
     sidecar = run_export(args.checkpoint, args.out, options)

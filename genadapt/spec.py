@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from genadapt.errors import GenadaptError
 from genadapt.imaging import IMAGENET, UPSAMPLE_MODES, Normalization, Upsample
@@ -17,6 +17,21 @@ from genadapt.labels import LabelSpace
 
 # The paper upsamples predictions ×2 (a 1024×512 network answers at Cityscapes' 2048×1024).
 PAPER_OUTPUT_SCALE = 2
+
+# The one vocabulary of numeric precision: of an artifact (ModelSpec, model.json), of an engine
+# built (genadapt-export --precision) and of what a GPU computes in (RuntimeOptions). tf32 is
+# fp32 storage with TF32 tensor-core math; each use takes the subset it supports.
+Precision = Literal["fp32", "tf32", "fp16", "bf16", "int8"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+
+
+def check_precision(
+    value: str, allowed: tuple[str, ...] = PRECISIONS, what: str = "precision"
+) -> Precision:
+    """`value` as a Precision, or a clear error naming the ones `allowed` here."""
+    if value not in allowed:
+        raise GenadaptError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+    return cast(Precision, value)
 
 
 @dataclass(frozen=True)
@@ -26,11 +41,12 @@ class ModelSpec:
     normalization: Normalization = IMAGENET
     upsample: Upsample = "bilinear"  # logits → output size: bilinear then argmax, or nearest
     output_scale: int = PAPER_OUTPUT_SCALE
-    precision: str = "fp32"
+    precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
         if self.upsample not in UPSAMPLE_MODES:
             raise GenadaptError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
+        check_precision(self.precision)
         if self.output_scale < 1:
             raise GenadaptError(f"output_scale must be at least 1, got {self.output_scale}")
         object.__setattr__(self, "input_size", (int(self.input_size[0]), int(self.input_size[1])))

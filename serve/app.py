@@ -31,15 +31,7 @@ def create_app(settings: ServeSettings, load: Callable[[], Segmenter] | None = N
     if load is None:
 
         def load() -> Segmenter:
-            return load_segmenter(
-                settings.model,
-                settings.backend,
-                settings.device,
-                settings.upsample,
-                max_batch=settings.max_batch,
-                fp16=settings.precision == "fp16",
-                cache_dir=settings.cache_dir,
-            )
+            return load_segmenter(settings.model, settings.runtime_options())
 
     metrics = ServiceMetrics()
     state = ModelState(settings, load)

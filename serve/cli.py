@@ -10,9 +10,8 @@ import argparse
 import logging
 import sys
 
-from genadapt.cli import run_cli, setup_logging
+from genadapt.cli import add_runtime_arguments, run_cli, setup_logging
 from genadapt.errors import GenadaptError
-from genadapt.runtime import BACKENDS
 from genadapt.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -23,9 +22,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", help="checkpoint.pt, .onnx or .engine (or GENADAPT_MODEL)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--backend", choices=BACKENDS)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--precision", choices=("fp16", "fp32"), help="on a GPU (default fp16)")
+    add_runtime_arguments(p, precision=True, defaults=False)  # unset: settings decide
     p.add_argument("--cache-dir", dest="cache_dir", help="engines built at load time")
     p.add_argument("--max-batch", type=int, dest="max_batch")
     p.add_argument("--max-queue", type=int, dest="max_queue")

@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from genadapt.imaging import DEFAULT_MAX_PIXELS
+from genadapt.runtime.options import RuntimeOptions
 
 
 class ServeSettings(BaseSettings):
@@ -54,3 +55,14 @@ class ServeSettings(BaseSettings):
     output_scale: int = Field(2, ge=1, description="label maps at this × the network size")
     png_compression: int = Field(1, ge=0, le=9)
     workers_io: int = Field(4, ge=1, description="threads that decode and encode images")
+
+    def runtime_options(self) -> RuntimeOptions:
+        """How the model is run: the settings `load_segmenter` takes."""
+        return RuntimeOptions(
+            backend=self.backend,
+            device=self.device,
+            precision=self.precision,
+            upsample=self.upsample,
+            max_batch=self.max_batch,
+            cache_dir=self.cache_dir,
+        )

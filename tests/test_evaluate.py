@@ -90,8 +90,10 @@ def test_retrieval_cli(tmp_path):
     write_gta5(tmp_path / "gta5", n=6)
     write_cityscapes(tmp_path / "cs", split="train", n=3, labels=False)
     ckpt = save_checkpoint(make_checkpoint(seed=1), tmp_path / "run_a" / "checkpoint.pt")
-    status = cli(["retrieval", str(ckpt), "--source", "gta5", str(tmp_path / "gta5"),
-                  "--target", "cityscapes", str(tmp_path / "cs"), "--pool", "4", "--queries", "2",
+    status = cli(["retrieval", str(ckpt), "--source-dataset", "gta5",
+                  "--source-root", str(tmp_path / "gta5"),
+                  "--target-dataset", "cityscapes", "--target-root", str(tmp_path / "cs"),
+                  "--pool", "4", "--queries", "2",
                   "--k", "1", "4", "--out", str(tmp_path / "ret")])  # fmt: skip
     assert status == 0
     result = json.loads((tmp_path / "ret/retrieval.json").read_text())["models"]["run_a"]

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 import yaml
 
-from genadapt.cli import run_cli, setup_logging
+from genadapt.cli import add_device_argument, run_cli, setup_logging
+from genadapt.datasets import DATASET_KINDS
 from genadapt.errors import GenadaptError
 from genadapt.trainer.config import (
     AMP_MODES,
@@ -49,10 +50,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(PRESETS), default=None)
     p.add_argument("--config", type=Path, default=None, help="YAML file of TrainConfig keys")
     p.add_argument("--variant", choices=VARIANTS)
-    p.add_argument("--source-kind", dest="source_kind")
-    p.add_argument("--source-root", dest="source_root")
-    p.add_argument("--target-kind", dest="target_kind")
-    p.add_argument("--target-root", dest="target_root")
+    for role in ("source", "target"):
+        p.add_argument(f"--{role}-dataset", dest=f"{role}_kind", choices=sorted(DATASET_KINDS),
+                       help=f"the layout of the {role} dataset")  # fmt: skip
+        p.add_argument(f"--{role}-root", dest=f"{role}_root", help=f"the {role} dataset's folder")
+        # The spelling before every command took --ROLE-dataset; kept for scripts, not shown.
+        p.add_argument(f"--{role}-kind", dest=f"{role}_kind", help=argparse.SUPPRESS)
     p.add_argument("--label-space", dest="label_space")
     p.add_argument("--iterations", type=int)
     p.add_argument("--width", type=float)
@@ -60,7 +63,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", help="WxH images are resized to, e.g. 1024x512")
     p.add_argument("--crop", help="WxH random crop, e.g. 640x320")
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1")
+    add_device_argument(p, default=None, indexed=True)
     p.add_argument("--vgg-weights", dest="vgg_weights", help="local ImageNet VGG16 weights")
     p.add_argument(
         "--vgg-layout",

@@ -1,7 +1,8 @@
 """`genadapt-eval`: mIoU with the paper's protocol, and `genadapt-eval retrieval` (Sec. 5.4).
 
 genadapt-eval MODEL --dataset cityscapes --root DATA/cityscapes [--split val] [--out DIR]
-genadapt-eval retrieval CKPT [CKPT ...] --source gta5 DATA/gta5 --target cityscapes DATA/cs
+genadapt-eval retrieval CKPT [CKPT ...] --source-dataset gta5 --source-root DATA/gta5 \
+    --target-dataset cityscapes --target-root DATA/cs
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ from pathlib import Path
 import numpy as np
 
 from genadapt.checkpoint import Checkpoint, load_checkpoint
-from genadapt.cli import run_cli, setup_logging
-from genadapt.datasets import DATASET_KINDS, SegmentationDataset
+from genadapt.cli import (
+    add_dataset_arguments,
+    add_device_argument,
+    add_runtime_arguments,
+    run_cli,
+    runtime_options,
+    setup_logging,
+)
+from genadapt.datasets import SegmentationDataset
 from genadapt.errors import GenadaptError
 from genadapt.evaluate import evaluate, markdown_table, write_report
 from genadapt.fileio import atomic_write_bytes
-from genadapt.imaging import UPSAMPLE_MODES
 from genadapt.model import FCN8s
 from genadapt.provenance import provenance
 from genadapt.retrieval import embed_images, plot_retrieval, retrieval_scores, split_pool_queries
-from genadapt.runtime import BACKENDS, load_segmenter
+from genadapt.runtime import load_segmenter
 from genadapt.stats import paired_comparison
 
 log = logging.getLogger(__name__)
@@ -38,16 +45,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         "See also: genadapt-eval retrieval --help",
     )
     parser.add_argument("model", type=Path, help="checkpoint.pt, exported .onnx or .engine")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto")
-    parser.add_argument("--dataset", required=True, choices=sorted(DATASET_KINDS))
-    parser.add_argument("--root", required=True, type=Path, help="the dataset folder")
+    add_runtime_arguments(parser)
+    add_dataset_arguments(parser)
     parser.add_argument("--split", default=None, help="split (cityscapes: val, camvid: test)")
     parser.add_argument("--out", type=Path, default=None, help="folder for JSON and Markdown")
     parser.add_argument("--name", default=None, help="report name (default DATASET_SPLIT)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="parallel data loading processes")
-    parser.add_argument("--upsample", choices=UPSAMPLE_MODES, default="bilinear")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -59,22 +63,22 @@ def get_retrieval_parser() -> argparse.ArgumentParser:
         description="Cross-domain retrieval with pooled fc7 embeddings (paper Sec. 5.4, Fig. 4).",
     )
     parser.add_argument("checkpoints", nargs="+", type=Path)
-    parser.add_argument("--source", nargs=2, metavar=("KIND", "ROOT"), required=True)
-    parser.add_argument("--target", nargs=2, metavar=("KIND", "ROOT"), required=True)
+    add_dataset_arguments(parser, "source")
+    add_dataset_arguments(parser, "target")
     parser.add_argument("--source-split", default=None)
     parser.add_argument("--target-split", default="train")
     parser.add_argument("--pool", type=int, default=50, help="pool images per domain")
     parser.add_argument("--queries", type=int, default=25, help="query images per domain")
     parser.add_argument("--k", type=int, nargs="+", default=[1, 5, 10, 20, 40])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    add_device_argument(parser, default="cpu")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
 
 def main(args: argparse.Namespace) -> int:
-    segmenter = load_segmenter(args.model, args.backend, args.device, args.upsample)
+    segmenter = load_segmenter(args.model, runtime_options(args))
     dataset = SegmentationDataset(
         args.dataset, args.root, args.split, label_space=segmenter.spec.label_space
     )
@@ -105,10 +109,10 @@ def main_retrieval(args: argparse.Namespace) -> int:
         checkpoint = load_checkpoint(path)
         model = checkpoint.build_model().to(args.device)
         src_pool, src_q = _domain_embeddings(
-            checkpoint, model, *args.source, args.source_split, args
+            checkpoint, model, args.source_dataset, args.source_root, args.source_split, args
         )
         tgt_pool, tgt_q = _domain_embeddings(
-            checkpoint, model, *args.target, args.target_split, args
+            checkpoint, model, args.target_dataset, args.target_root, args.target_split, args
         )
         name = _unique_name(path, results)
         results[name] = retrieval_scores(src_q, tgt_q, src_pool, tgt_pool, args.k)

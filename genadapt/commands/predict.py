@@ -19,12 +19,11 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from genadapt.cli import run_cli, setup_logging
+from genadapt.cli import add_runtime_arguments, run_cli, runtime_options, setup_logging
 from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write_bytes
 from genadapt.imaging import (
     DEFAULT_MAX_PIXELS,
-    UPSAMPLE_MODES,
     ImageDecodeError,
     colorize,
     encode_jpeg,
@@ -32,7 +31,7 @@ from genadapt.imaging import (
     network_input_and_photo,
     overlay,
 )
-from genadapt.runtime import BACKENDS, load_segmenter
+from genadapt.runtime import load_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +54,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", type=Path, help="checkpoint.pt, exported .onnx or .engine")
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders (recursive)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_runtime_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--upsample", choices=UPSAMPLE_MODES, default="bilinear")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     parser.add_argument("--overwrite", action="store_true", help="replace outputs already in --out")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -126,7 +123,7 @@ def main(args: argparse.Namespace) -> int:
             f"{clashes[0]}{more} already exist: pass --overwrite to replace them, or choose "
             "another --out"
         )
-    segmenter = load_segmenter(args.model, args.backend, args.device, args.upsample)
+    segmenter = load_segmenter(args.model, runtime_options(args))
     palette = segmenter.spec.label_space.palette_array()
     failures: dict[str, str] = {}
     written: list[str] = []

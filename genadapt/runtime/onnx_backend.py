@@ -15,6 +15,7 @@ from genadapt.errors import GenadaptError
 from genadapt.imaging import Upsample, logits_to_labels, nearest_labels, normalize_batch
 from genadapt.onnx_graph import OnnxGraph, export_graph
 from genadapt.runtime.base import Segmenter
+from genadapt.runtime.options import RuntimeOptions
 from genadapt.runtime.ort_providers import (
     TensorrtProfile,
     choose_providers,
@@ -69,15 +70,16 @@ class OnnxSegmenter(Segmenter):
         path: str | Path,
         device: str = "cpu",
         *,
-        fp16: bool = True,
-        max_batch: int = 8,
-        cache_dir: Path | None = None,
+        options: RuntimeOptions | None = None,
     ) -> OnnxSegmenter:
         """An exported .onnx; its sidecar says the flavour and the spec.
 
-        On the TensorRT provider, `fp16` and `max_batch` shape the engine it builds (one
-        optimization profile over batch 1…max_batch), cached under `cache_dir` (default: the
-        user's cache folder, since the model's own folder is often mounted read-only)."""
+        On the TensorRT provider, the options' `precision` and `max_batch` shape the engine it
+        builds (one optimization profile over batch 1…max_batch), cached under `cache_dir`
+        (default: the user's cache folder, since the model's own folder is often mounted
+        read-only)."""
+        options = options or RuntimeOptions()
+        fp16, max_batch, cache_dir = options.fp16, options.max_batch, options.cache_dir
         path = Path(path)
         sidecar = load_sidecar(path)
         artifact = sidecar.artifact(path.name)

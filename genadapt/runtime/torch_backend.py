@@ -16,7 +16,8 @@ from genadapt.checkpoint import Checkpoint, load_checkpoint
 from genadapt.imaging import Upsample, logits_to_labels
 from genadapt.model import FCN8s
 from genadapt.runtime.base import Segmenter
-from genadapt.spec import ModelSpec
+from genadapt.runtime.options import GPU_PRECISIONS
+from genadapt.spec import ModelSpec, Precision, check_precision
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,18 @@ class TorchSegmenter(Segmenter):
         cls,
         checkpoint: Checkpoint,
         device: str = "cpu",
-        fp16: bool | None = None,
+        precision: Precision = "fp16",
         upsample: Upsample = "bilinear",
         cuda_graphs: bool = True,
     ) -> TorchSegmenter:
-        """F+C of a checkpoint on `device`; on CUDA in fp16 + channels_last unless fp16=False."""
+        """F+C of a checkpoint on `device`; on CUDA channels_last, in `precision` (fp16 or
+        fp32); a CPU always runs fp32."""
+        check_precision(precision, GPU_PRECISIONS, "precision on a GPU")
         dev = torch.device(device)
         model = checkpoint.build_model().to(dev)
         if dev.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
-            if fp16 is not False:
+            if precision == "fp16":
                 model = model.half()
         return cls(model, checkpoint.spec.replace(upsample=upsample), cuda_graphs)
 

@@ -15,11 +15,13 @@ from genadapt.export.onnx_export import ExportError, check_only_test_time_weight
 from genadapt.export.parity import ParityError, check_parity
 from genadapt.labels import CITYSCAPES19
 from genadapt.onnx_graph import export_graph
-from genadapt.runtime import TorchSegmenter, load_segmenter
+from genadapt.runtime import RuntimeOptions, TorchSegmenter, load_segmenter
 from genadapt.runtime.onnx_backend import OnnxSegmenter
 from genadapt.sidecar import SidecarError, check_engine_compatible, file_sha256, load_sidecar
 
 from helpers import make_checkpoint, trained_like_checkpoint
+
+TORCH, ORT = RuntimeOptions(backend="torch"), RuntimeOptions(backend="onnxruntime")
 
 
 @pytest.fixture(scope="module")
@@ -221,8 +223,8 @@ def test_same_labels_across_backends_and_commands(exported, tmp_path):
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, (40, 70, 3), dtype=np.uint8) for _ in range(2)]
     results = {
-        "torch": load_segmenter(checkpoint_path, "torch").segment(images),
-        "onnxruntime (checkpoint)": load_segmenter(checkpoint_path, "onnxruntime").segment(images),
+        "torch": load_segmenter(checkpoint_path, TORCH).segment(images),
+        "onnxruntime (checkpoint)": load_segmenter(checkpoint_path, ORT).segment(images),
         "auto (checkpoint)": load_segmenter(checkpoint_path).segment(images),
         "onnx labels": load_segmenter(out / "model.labels.onnx").segment(images),
         "onnx logits": load_segmenter(out / "model.logits.onnx").segment(images),
@@ -232,7 +234,7 @@ def test_same_labels_across_backends_and_commands(exported, tmp_path):
         assert (labels == results["torch"]).mean() > 0.9999, name
     assert load_segmenter(checkpoint_path).backend == "onnxruntime"  # the faster one on a CPU
     with pytest.raises(Exception, match="ONNX file"):
-        load_segmenter(out / "model.labels.onnx", "torch")
+        load_segmenter(out / "model.labels.onnx", TORCH)
 
 
 def test_tensorrt_engine_matches_pytorch(tmp_path):

@@ -26,7 +26,7 @@ from PIL import Image
 from genadapt.checkpoint import save_checkpoint
 from genadapt.export.exporter import ExportOptions, run_export
 from genadapt.imaging import network_input
-from genadapt.runtime import load_segmenter
+from genadapt.runtime import RuntimeOptions, load_segmenter
 
 from helpers import make_checkpoint
 
@@ -93,7 +93,7 @@ def test_the_image_serves_the_hosts_labels_and_stops_cleanly(exported):
         )  # fmt: skip
         assert response.status_code == 200, response.text
         served = np.asarray(Image.open(io.BytesIO(response.content)))
-        host = load_segmenter(exported / "model.labels.onnx", device="cpu")
+        host = load_segmenter(exported / "model.labels.onnx", RuntimeOptions(device="cpu"))
         batch = network_input(buf.getvalue(), host.spec.input_size)[None]
         expected = host.run(batch, host.spec.output_size)[0]
         assert served.shape == expected.shape

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from genadapt.errors import GenadaptError
-from genadapt.runtime import ort_providers
+from genadapt.runtime import RuntimeOptions, ort_providers
 from genadapt.runtime.ort_providers import (
     TensorrtProfile,
     both_installed_message,
@@ -101,8 +101,7 @@ def test_onnx_file_on_tensorrt_builds_its_options_from_the_sidecar(monkeypatch, 
             onnx_backend.OnnxSegmenter.from_file(
                 tmp_path / "out/model.labels.onnx",
                 "tensorrt",
-                max_batch=4,
-                cache_dir=tmp_path / "cache",
+                options=RuntimeOptions(max_batch=4, cache_dir=tmp_path / "cache"),
             )
     finally:
         (tmp_path / "out").chmod(0o755)

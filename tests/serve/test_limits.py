@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genadapt.runtime import load_segmenter
+from genadapt.runtime import RuntimeOptions, load_segmenter
 from genadapt.serve.budget import BudgetTimeoutError, MemoryBudget, OverBudgetError
 from genadapt.serve.outputs import Decoded
 from genadapt.spec import ModelSpec
@@ -105,7 +105,7 @@ def test_ops_endpoints_need_the_key_only_when_asked(make_client):
 
 
 def test_a_model_failure_is_a_json_500_and_counted(make_client, model_path):
-    segmenter = load_segmenter(model_path, "torch")
+    segmenter = load_segmenter(model_path, RuntimeOptions(backend="torch"))
     warmed = []
 
     def failing_run(batch, output_size):

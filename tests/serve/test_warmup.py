@@ -7,14 +7,14 @@ import time
 import pytest
 import torch
 
-from genadapt.runtime import load_segmenter
+from genadapt.runtime import RuntimeOptions, load_segmenter
 
 from serve_helpers import wait_ready
 
 
 def test_warm_up_runs_each_batch_size_before_ready(make_client, model_path):
     seen: list[int] = []
-    segmenter = load_segmenter(model_path, "torch")
+    segmenter = load_segmenter(model_path, RuntimeOptions(backend="torch"))
     segmenter.device = "cuda:0"  # pretend: a GPU backend warms up 1…max_batch
     run = segmenter.run
 
