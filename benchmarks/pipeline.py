@@ -1,32 +1,30 @@
 """`genadapt-bench pipeline`: a 2048×1024 JPEG on the host → a label map on the host, by stage.
 
-decode (Pillow, JPEG draft mode straight to about the network size) → pre-process (resize to
-the network size) → network → post-process (×2 upsample + argmax) → copy to the host → PNG
-encode. ONNX Runtime's labels flavour fuses network and post-processing in one graph.
+The service's own pipeline (`serve.pipeline.segment_bytes`): decode as predict and serve do
+(JPEG draft mode, then resize to the network size) → the network with its ×2 upsample and
+argmax, back on the host → PNG encode. For PyTorch the network's part is also split into
+upload+normalize, network, post-process and copy (`TorchSegmenter.run_by_stage`).
 """
 
 from __future__ import annotations
 
 import io
-import time
 
-import numpy as np
-import torch
 from PIL import Image
 
 from genadapt.benchmarks.timing import (
     environment,
     summarize,
-    sync,
     time_calls,
     watching_the_machine,
 )
 from genadapt.checkpoint import Checkpoint
 from genadapt.errors import GenadaptError
-from genadapt.imaging import decode_image, encode_png, logits_to_labels, resize_rgb
+from genadapt.imaging import decode_image
 from genadapt.runtime.onnx_backend import OnnxSegmenter
 from genadapt.runtime.torch_backend import TorchSegmenter
 from genadapt.scenes.generate import SceneSpec, make_scene
+from genadapt.serve.pipeline import SegmentPipeline, segment_bytes
 
 
 def sample_jpeg(size=(2048, 1024)) -> bytes:
@@ -34,31 +32,6 @@ def sample_jpeg(size=(2048, 1024)) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=90)
     return buf.getvalue()
-
-
-def _torch_stages(seg: TorchSegmenter, batch: np.ndarray) -> dict[str, float]:
-    dev = seg.torch_device
-    times = {}
-    t = time.perf_counter()
-    image = torch.from_numpy(batch).to(dev)
-    x = image.permute(0, 3, 1, 2).float().div_(255).sub_(seg.mean).div_(seg.std)
-    if dev.type == "cuda":
-        x = x.to(seg.dtype).contiguous(memory_format=torch.channels_last)
-    sync(dev)
-    times["upload+normalize"] = time.perf_counter() - t
-    t = time.perf_counter()
-    with torch.inference_mode():
-        logits = seg.model(x)
-    sync(dev)
-    times["network"] = time.perf_counter() - t
-    t = time.perf_counter()
-    labels = logits_to_labels(logits, seg.spec.output_size, seg.spec.upsample)
-    sync(dev)
-    times["post-process"] = time.perf_counter() - t
-    t = time.perf_counter()
-    labels.cpu().numpy()
-    times["copy"] = time.perf_counter() - t
-    return times
 
 
 def run_pipeline(checkpoint: Checkpoint, backends: list[str], reps: int, device: str) -> dict:
@@ -115,26 +88,14 @@ def _segmenter(checkpoint: Checkpoint, backend: str, device: str):
 
 
 def _measure(data: bytes, seg, backend: str, reps: int, stages: dict[str, list[float]]) -> None:
-    """Time each stage of one image, host to host, `reps` times after two warm-up passes."""
+    """Time the service's stages for one image, `reps` times after two warm-up passes."""
+    pipeline = SegmentPipeline(seg.spec)
+    batch = pipeline.decode(data).network_input[None]
     for rep in range(reps + 2):  # two warm-up passes
-        times = {}
-        t = time.perf_counter()
-        rgb = decode_image(data, draft_size=seg.spec.input_size)  # as the service decodes
-        times["decode"] = time.perf_counter() - t
-        t = time.perf_counter()
-        batch = resize_rgb(rgb, seg.spec.input_size)[None]
-        times["pre-process"] = time.perf_counter() - t
-        if backend == "torch":
-            times |= _torch_stages(seg, batch)
-            labels = seg.run(batch, seg.spec.output_size)[0]
-        else:
-            t = time.perf_counter()
-            labels = seg.run(batch, seg.spec.output_size)[0]
-            times["network+post-process+copy"] = time.perf_counter() - t
-        t = time.perf_counter()
-        encode_png(labels)
-        times["png encode"] = time.perf_counter() - t
-        times["total"] = sum(times.values())
+        _, times = segment_bytes(data, seg, pipeline)
+        if backend == "torch":  # where the network's time goes
+            _, network = seg.run_by_stage(batch, seg.spec.output_size)
+            times |= {f"network: {stage}": seconds for stage, seconds in network.items()}
         if rep >= 2:
             for k, v in times.items():
                 stages.setdefault(k, []).append(v)

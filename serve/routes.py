@@ -18,21 +18,14 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
 import genadapt
-from genadapt.imaging import ImageDecodeError, ImageTooLargeError, decode_cost
+from genadapt.imaging import ImageDecodeError, ImageTooLargeError
 from genadapt.serve.budget import BudgetTimeoutError, MemoryBudget, OverBudgetError
 from genadapt.serve.errors import BAD_BODY, REFUSED_BY_SERVER, ServiceError
 from genadapt.serve.io_pool import IoPool, PoolBusyError, PoolStartTimeoutError
 from genadapt.serve.metrics import ServiceMetrics
 from genadapt.serve.openapi import FORMAT_HELP, SEGMENT_BODY, SEGMENT_RESPONSES
-from genadapt.serve.outputs import (
-    FORMATS,
-    OUTPUT_BYTES_PER_PIXEL,
-    Decoded,
-    EncodeRequest,
-    decode_upload,
-    draft_sizes,
-    encode,
-)
+from genadapt.serve.outputs import FORMATS, Decoded
+from genadapt.serve.pipeline import SegmentPipeline
 from genadapt.serve.settings import ServeSettings
 from genadapt.serve.state import ModelState
 from genadapt.serve.worker import Job, QueueFullError
@@ -180,30 +173,27 @@ async def segment(
     started = time.perf_counter()
     data = await _read_image_bytes(request)
     pool, budget = request.app.state.io_pool, request.app.state.budget
-    spec = state.segmenter.spec
-    photo_needed = format == "overlay" or (format == "json" and (overlay or photo))
+    pipeline = SegmentPipeline(
+        state.segmenter.spec,
+        format,
+        size,
+        overlay,
+        photo,
+        settings.max_pixels,
+        settings.max_output_pixels,
+        settings.png_compression,
+    )
     t0 = time.perf_counter()
-    cost = await _in_pool(pool, decode_cost, data, draft_sizes(spec, photo_needed))
+    cost = await _in_pool(pool, pipeline.decode_cost, data)
     async with _holding(budget, cost, settings):
-        decoded = await _decode(state, settings, pool, data, photo_needed)
+        decoded = await _decode(state, pool, pipeline, data)
     decode_s = time.perf_counter() - t0
     job = await _infer(state, settings, decoded)
     t1 = time.perf_counter()
-    out_size = decoded.output_size(spec, size, settings.max_output_pixels)
-    to_encode = EncodeRequest(
-        format=format,
-        labels=job.future.result(),
-        photo=decoded.photo,
-        size=out_size,
-        label_space=spec.label_space,
-        png_level=settings.png_compression,
-        with_overlay=overlay,
-        with_photo=photo,
-    )
-    held = out_size[0] * out_size[1] * OUTPUT_BYTES_PER_PIXEL
+    held = pipeline.encode_cost(decoded)
     await _acquire(budget, held, settings)
     try:
-        body = await _in_pool(pool, encode, to_encode)
+        body = await _in_pool(pool, pipeline.encode, decoded, job.future.result())
     except BaseException:
         await budget.release(held)
         raise
@@ -308,15 +298,11 @@ async def _acquire(budget: MemoryBudget, nbytes: int, settings: ServeSettings) -
         ) from None
 
 
-async def _decode(
-    state: ModelState, settings: ServeSettings, pool: IoPool, data: bytes, photo: bool
-):
+async def _decode(state: ModelState, pool: IoPool, pipeline: SegmentPipeline, data: bytes):
     """Decode in the I/O pool, telling the worker that a batch-mate is on its way meanwhile."""
     state.worker.incoming(+1)
     try:
-        return await _in_pool(
-            pool, decode_upload, data, state.segmenter.spec, settings.max_pixels, photo
-        )
+        return await _in_pool(pool, pipeline.decode, data)
     finally:
         state.worker.incoming(-1)
 

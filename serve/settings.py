@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from genadapt.imaging import DEFAULT_MAX_PIXELS
 from genadapt.runtime.options import RuntimeOptions
+from genadapt.serve.pipeline import MAX_OUTPUT_PIXELS
 
 
 class ServeSettings(BaseSettings):
@@ -44,7 +45,7 @@ class ServeSettings(BaseSettings):
         1024, ge=64, description="bytes that image decodes and encodes may hold at once"
     )
     max_output_pixels: int = Field(
-        16_777_216, ge=1, description="size=input answers are scaled down to fit this"
+        MAX_OUTPUT_PIXELS, ge=1, description="size=input answers are scaled down to fit this"
     )
     body_timeout_s: float = Field(20.0, gt=0, description="whole upload, else 408")
     header_timeout_s: float = Field(10.0, gt=0, description="request headers, else 408")

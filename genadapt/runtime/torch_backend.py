@@ -5,6 +5,7 @@ labels come back."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,6 +80,10 @@ class TorchSegmenter(Segmenter):
     def _labels(self, image: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
         """uint8 (N, H, W, 3) on the device → uint8 labels (N, out_H, out_W) on the device. An
         image not at the network size is resized here first (see `segment`)."""
+        return logits_to_labels(self.model(self._prepare(image)), output_size, self.spec.upsample)
+
+    def _prepare(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W, 3) on the device → the network's normalized input."""
         x = image.permute(0, 3, 1, 2).float()
         width, height = self.spec.input_size
         if x.shape[-2:] != (height, width):
@@ -87,7 +92,34 @@ class TorchSegmenter(Segmenter):
         x = x.div_(255).sub_(self.mean).div_(self.std)
         if self.torch_device.type == "cuda":
             x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
-        return logits_to_labels(self.model(x), output_size, self.spec.upsample)
+        return x
+
+    @torch.inference_mode()
+    def run_by_stage(
+        self, batch: np.ndarray, output_size: tuple[int, int]
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """As `run`, without a CUDA graph and waiting for the device after each stage, to time
+        it: upload+normalize, network, post-process (upsample + argmax), copy to the host. For
+        profiling: the waits cost what `run` saves."""
+        times: dict[str, float] = {}
+        started = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal started
+            if self.torch_device.type == "cuda":
+                torch.cuda.synchronize(self.torch_device)
+            now = time.perf_counter()
+            times[stage], started = now - started, now
+
+        x = self._prepare(torch.from_numpy(batch).to(self.torch_device))
+        lap("upload+normalize")
+        logits = self.model(x)
+        lap("network")
+        labels = logits_to_labels(logits, output_size, self.spec.upsample)
+        lap("post-process")
+        out = labels.cpu().numpy()
+        lap("copy")
+        return out, times
 
     @torch.inference_mode()
     def run(self, batch: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:

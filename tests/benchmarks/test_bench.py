@@ -59,10 +59,10 @@ def test_table3_quick_writes_every_row(tmp_path):
 def test_pipeline_and_http_quick(tmp_path):
     assert cli(["pipeline", "--quick", "--out", str(tmp_path)]) == 0
     pipeline = json.loads((tmp_path / "pipeline.json").read_text())
-    assert {"decode", "pre-process", "network", "post-process", "copy", "total"} <= set(
-        pipeline["backends"]["torch"]
-    )
-    assert "network+post-process+copy" in pipeline["backends"]["onnxruntime"]
+    torch_stages = set(pipeline["backends"]["torch"])
+    assert {"decode", "network", "encode", "total"} <= torch_stages
+    assert {"network: upload+normalize", "network: network", "network: copy"} <= torch_stages
+    assert {"decode", "network", "encode", "total"} == set(pipeline["backends"]["onnxruntime"])
     if not torch.cuda.is_available():
         assert "total" in pipeline["backends"]["onnxruntime-int8"]
     assert set(pipeline["machine"]) == set(pipeline["segmenters"])
@@ -144,24 +144,27 @@ def test_the_upsample_probe_times_both_upsamplers_and_restores_the_model():
     assert BilinearUpsample.forward is forward
 
 
-def test_the_pipeline_decodes_as_the_service_does(monkeypatch):
-    """JPEG draft mode straight to the network size (imaging.network_input), not the output
-    size: the first GPU run's pipeline paid a full decode and a resize the service never does."""
+def test_the_pipeline_times_the_services_own_stages(monkeypatch):
+    """The benchmark runs `serve.pipeline`, the functions the service's route runs, so that it
+    cannot time a path the service does not take (the first GPU run's pipeline decoded at full
+    size and resized, which the service never does)."""
     from genadapt.benchmarks import pipeline
     from genadapt.benchmarks.cli import QUICK_SIZE, QUICK_WIDTH, random_checkpoint
+    from genadapt.serve import pipeline as service
 
-    drafts = []
-    decode = pipeline.decode_image
+    calls = []
+    for stage in ("decode", "encode"):
+        real = getattr(service.SegmentPipeline, stage)
 
-    def recording(data, *args, draft_size=None, **kwargs):
-        drafts.append(draft_size)
-        return decode(data, *args, draft_size=draft_size, **kwargs)
+        def recording(self, *args, _stage=stage, _real=real):
+            calls.append(_stage)
+            return _real(self, *args)
 
-    monkeypatch.setattr(pipeline, "decode_image", recording)
+        monkeypatch.setattr(service.SegmentPipeline, stage, recording)
     checkpoint = random_checkpoint(QUICK_SIZE, QUICK_WIDTH)
     results = pipeline.run_pipeline(checkpoint, ["onnxruntime"], 1, "cpu")
-    assert set(drafts) == {checkpoint.spec.input_size}
-    assert results["backends"]["onnxruntime"]["pre-process"]["p50_ms"] < 5  # nothing to resize
+    assert calls.count("encode") == 3 and calls.count("decode") >= 3  # 2 warm-ups and 1 timed
+    assert results["backends"]["onnxruntime"]["decode"]["p50_ms"] > 0
 
 
 def test_the_loader_benchmark_times_the_trainers_own_data_path(tmp_path):

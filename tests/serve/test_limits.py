@@ -127,14 +127,14 @@ def test_a_model_failure_is_a_json_500_and_counted(make_client, model_path):
 def test_a_bug_of_ours_is_still_a_json_500_and_counted(model_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from genadapt.serve import routes
+    from genadapt.serve import pipeline
     from genadapt.serve.app import create_app
     from genadapt.serve.settings import ServeSettings
 
     def broken(*args):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(routes, "decode_upload", broken)
+    monkeypatch.setattr(pipeline, "decode_upload", broken)
     with TestClient(
         create_app(ServeSettings(model=str(model_path))), raise_server_exceptions=False
     ) as client:

@@ -290,17 +290,17 @@ def test_queue_full_and_timeout(make_client, model_path):
 def test_when_every_image_thread_is_held_requests_get_503_or_504_not_silence(
     make_client, monkeypatch
 ):
-    import genadapt.serve.routes as routes
+    import genadapt.serve.pipeline as pipeline
 
     gate, held = threading.Event(), threading.Event()
-    real = routes.decode_upload
+    real = pipeline.decode_upload
 
     def stuck_decode(*args):  # an upload that holds its thread (a slow decode)
         held.set()
         gate.wait(10)
         return real(*args)
 
-    monkeypatch.setattr(routes, "decode_upload", stuck_decode)
+    monkeypatch.setattr(pipeline, "decode_upload", stuck_decode)
     client = make_client(workers_io=1, max_queue=1, request_timeout_s=1.0)
     wait_ready(client)
     with ThreadPoolExecutor(3) as pool:
@@ -314,7 +314,7 @@ def test_when_every_image_thread_is_held_requests_get_503_or_504_not_silence(
         assert late.status_code == 504 and "no image thread" in late.json()["error"]["message"]
         gate.set()
         assert holder.result(timeout=30).status_code == 200  # started work runs to its end
-    monkeypatch.setattr(routes, "decode_upload", real)
+    monkeypatch.setattr(pipeline, "decode_upload", real)
     assert post(client, jpeg()).status_code == 200
 
 
@@ -367,6 +367,20 @@ def test_json_can_carry_the_photo_for_a_client_that_cannot_show_the_upload(clien
     assert photo.size == (body["width"], body["height"]) == (80, 40)
     assert np.abs(np.asarray(photo, np.int16) - (200, 30, 30)).max() < 12
     assert "photo_jpeg_base64" not in post(client, jpeg(), format="json").json()
+
+
+def test_segment_bytes_answers_what_the_service_answers(client, model_path):
+    from genadapt.serve.pipeline import SegmentPipeline, segment_bytes
+
+    segmenter = load_segmenter(model_path)
+    data = jpeg(300, 200, seed=4)
+    for fmt in ("png", "color"):
+        body, timings = segment_bytes(data, segmenter, SegmentPipeline(segmenter.spec, fmt))
+        assert body == post(client, data, format=fmt).content
+        assert set(timings) == {"decode", "network", "encode", "total"}
+    summary, _ = segment_bytes(data, segmenter, SegmentPipeline(segmenter.spec, "json", "input"))
+    served = post(client, data, format="json", size="input").json()
+    assert summary == {k: v for k, v in served.items() if k != "timing_ms"}
 
 
 def test_run_lengths():
