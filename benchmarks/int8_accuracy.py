@@ -8,9 +8,13 @@ difference, and the gate's label agreement.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
+from genadapt.benchmarks.common import Reports
+from genadapt.benchmarks.registry import Benchmark
+from genadapt.cli import add_dataset_arguments
 from genadapt.datasets import SegmentationDataset
 from genadapt.evaluate import evaluate
 from genadapt.export.exporter import INT8_FILE, ExportOptions, run_export
@@ -69,3 +73,21 @@ def int8_accuracy_markdown(results: dict) -> str:
             f"{model['delta']:+.2f} | {agree_cell} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def int8_accuracy_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoints", type=Path, nargs="+", help="trained checkpoint.pt files")
+    add_dataset_arguments(p, default_kind="cityscapes")
+    p.add_argument("--split", default=None, help="default: the kind's (cityscapes: val)")
+    p.add_argument("--out", type=Path, required=True)
+
+
+def cmd_int8_accuracy(args: argparse.Namespace) -> dict:
+    results = run_int8_accuracy(args.checkpoints, args.dataset, args.root, args.split)
+    return Reports(args.out).write("int8-accuracy", results, int8_accuracy_markdown(results))
+
+
+BENCHMARKS = [
+    Benchmark("int8-accuracy", "mIoU of trained models in fp32 and INT8",
+              int8_accuracy_arguments, cmd_int8_accuracy),
+]  # fmt: skip

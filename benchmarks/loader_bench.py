@@ -10,6 +10,7 @@ the decoding rate per core in use, scaled to the cores that iteration needs.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import tempfile
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from genadapt.benchmarks.common import Reports
+from genadapt.benchmarks.registry import Benchmark
 from genadapt.benchmarks.timing import environment, watching_the_machine
 from genadapt.scenes.generate import generate_scenes
 
@@ -146,3 +149,28 @@ def loader_markdown(results: dict) -> str:
             f"{'yes' if row['keeps_up'] else 'no'} | {row['cores_needed']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def loader_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--frames", type=int, default=12, help="generated frames per domain")
+    p.add_argument("--steps", type=int, default=24, help="iterations timed per setting")
+    p.add_argument(
+        "--iteration-ms", type=float, default=94.0, help="the iteration to feed (H200 paper: 94)"
+    )
+    p.add_argument("--quick", action="store_true", help="small frames, seconds on a CPU")
+    p.add_argument("--out", type=Path, required=True)
+
+
+def cmd_loader(args: argparse.Namespace) -> dict:
+    if args.quick:  # small frames: the path, not the numbers
+        results = run_loader([0, 1], frames=3, steps=3, scale=0.125)
+    else:
+        results = run_loader(args.workers, args.frames, args.steps, args.iteration_ms)
+    return Reports(args.out).write("loader", results, loader_markdown(results))
+
+
+BENCHMARKS = [
+    Benchmark("loader", "the training loader on full-size frames vs an iteration",
+              loader_arguments, cmd_loader),
+]  # fmt: skip

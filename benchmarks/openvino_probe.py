@@ -2,7 +2,7 @@
 one run, to decide whether OpenVINO earns a backend (only if it beats ONNX Runtime INT8).
 
     pip install openvino   # not a genadapt dependency
-    python -m genadapt.benchmarks.openvino_probe [--size 1024x512] [--width 1.0] [--reps 10]
+    genadapt-bench openvino-probe [--size 1024x512] [--width 1.0] [--reps 10] --out DIR
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from genadapt.benchmarks.common import Reports, parse_size
+from genadapt.benchmarks.registry import Benchmark
 from genadapt.benchmarks.timing import summarize, time_calls, watching_the_machine
 from genadapt.checkpoint import Checkpoint
+from genadapt.errors import GenadaptError
 from genadapt.export.quantize import Calibration, quantize_labels_graph
 from genadapt.labels import CITYSCAPES19
 from genadapt.model import ModelConfig, build_model
@@ -24,7 +27,10 @@ from genadapt.runtime.ort_providers import import_onnxruntime
 
 
 def run(size: tuple[int, int], width: float, reps: int) -> dict:
-    import openvino as ov
+    try:
+        import openvino as ov
+    except ImportError:
+        raise GenadaptError("the OpenVINO probe needs OpenVINO: pip install openvino") from None
 
     model = build_model(ModelConfig(19, width, "pad1"))
     checkpoint = Checkpoint.from_model(model, CITYSCAPES19, size)
@@ -62,15 +68,23 @@ def run(size: tuple[int, int], width: float, reps: int) -> dict:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="1024x512")
-    parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--reps", type=int, default=10)
-    args = parser.parse_args()
-    w, _, h = args.size.partition("x")
-    print(json.dumps(run((int(w), int(h)), args.width, args.reps), indent=2))
+def openvino_probe_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", default="1024x512")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--out", type=Path, required=True)
 
 
-if __name__ == "__main__":
-    main()
+def cmd_openvino_probe(args: argparse.Namespace) -> dict:
+    results = run(parse_size(args.size), args.width, args.reps)
+    return Reports(args.out).write(
+        "openvino-probe",
+        results,
+        f"# OpenVINO beside ONNX Runtime\n\n```json\n{json.dumps(results, indent=2)}\n```\n",
+    )
+
+
+BENCHMARKS = [
+    Benchmark("openvino-probe", "OpenVINO beside ONNX Runtime on this CPU (pip install openvino)",
+              openvino_probe_arguments, cmd_openvino_probe),
+]  # fmt: skip

@@ -3,20 +3,22 @@ grouped transposed convolution they replace, timed in one process on one device:
 fp16 + channels_last + CUDA graph on a GPU (fp32 eager on a CPU), and with --train the full
 training iteration too (a minute more on a GPU: cuDNN's benchmark mode tunes every new shape).
 
-    python -m genadapt.benchmarks.upsample_probe [--size 1024x512] [--train] --out FILE
+    genadapt-bench upsample-probe [--size 1024x512] [--train] --out DIR
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
 
+from genadapt.benchmarks.common import Reports, parse_size, resolve_device
+from genadapt.benchmarks.registry import Benchmark
 from genadapt.benchmarks.table3 import BenchConfig, _graphed, train_iteration
 from genadapt.benchmarks.timing import environment, summarize, time_calls
+from genadapt.cli import add_device_argument
 from genadapt.model import BilinearUpsample, ModelConfig, build_model
 
 
@@ -66,20 +68,25 @@ def run(size: tuple[int, int], width: float, device: str, reps: int, train: bool
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="1024x512")
-    parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--reps", type=int, default=50)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--train", action="store_true", help="time the training iteration too")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    w, _, h = args.size.partition("x")
-    results = run((int(w), int(h)), args.width, args.device, args.reps, args.train)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results["speedup"]))
+def upsample_probe_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", default="1024x512")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--reps", type=int, default=50)
+    add_device_argument(p, indexed=True)
+    p.add_argument("--train", action="store_true", help="time the training iteration too")
+    p.add_argument("--out", type=Path, required=True)
 
 
-if __name__ == "__main__":
-    main()
+def cmd_upsample_probe(args: argparse.Namespace) -> dict:
+    device = resolve_device(args.device)
+    results = run(parse_size(args.size), args.width, device, args.reps, args.train)
+    speedup = ", ".join(f"{k} ×{v}" for k, v in results["speedup"].items())
+    return Reports(args.out).write(
+        "upsample-probe", results, f"# Interpolation against deconvolution\n\nSpeed-up: {speedup}\n"
+    )
+
+
+BENCHMARKS = [
+    Benchmark("upsample-probe", "FCN-8s's upsamplers: interpolation against deconvolution",
+              upsample_probe_arguments, cmd_upsample_probe),
+]  # fmt: skip

@@ -152,17 +152,25 @@ def check_repository(root: Path, tensorrt_version: str | None, gpu: str | None) 
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
+def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m genadapt.export.triton",
-        description="check that a Triton repository's TensorRT plans fit this machine",
+        prog="genadapt-triton",
+        description="Tools for a Triton repository written by genadapt-export --triton "
+        "(also `python -m genadapt.export.triton` where only the package is on the path).",
     )
-    parser.add_argument("command", choices=["check"])
-    parser.add_argument("repository", type=Path)
-    args = parser.parse_args(argv)
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser(
+        "check", help="check that the repository's TensorRT plans fit this machine"
+    )
+    check.add_argument("repository", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
     problems = check_repository(args.repository, local_tensorrt_version(), local_gpu_name())
     for problem in problems:
-        print(f"genadapt: {problem}", file=sys.stderr)
+        print(f"genadapt-triton: {problem}", file=sys.stderr)
     if not problems:
         print(f"{args.repository}: every TensorRT plan matches this machine's TensorRT and GPU")
     return 1 if problems else 0

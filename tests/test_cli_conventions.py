@@ -9,8 +9,7 @@ import argparse
 import pytest
 
 from genadapt.cli import dataset_argument, device_type, runtime_options
-from genadapt.commands.eval import get_args_parser as eval_parser
-from genadapt.commands.eval import get_retrieval_parser
+from genadapt.commands.eval import add_retrieval_arguments, add_score_arguments
 from genadapt.commands.predict import get_args_parser as predict_parser
 from genadapt.errors import GenadaptError
 from genadapt.export.cli import get_args_parser as export_parser
@@ -18,6 +17,18 @@ from genadapt.runtime import BACKENDS, RuntimeOptions, backend_names
 from genadapt.runtime.backends import backend_for
 from genadapt.serve.cli import get_args_parser as serve_parser
 from genadapt.trainer.cli import get_args_parser as train_parser
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    add_score_arguments(parser)
+    return parser
+
+
+def get_retrieval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    add_retrieval_arguments(parser)
+    return parser
 
 
 def choices(parser: argparse.ArgumentParser, flag: str):
@@ -89,3 +100,24 @@ def test_the_registry_says_which_backend_runs_which_file(tmp_path):
         backend_for(Path("m.onnx"), "torch", cuda=False)
     with pytest.raises(GenadaptError, match="export the checkpoint first"):
         backend_for(Path("m.pt"), "tensorrt", cuda=False)
+
+
+def test_every_runnable_module_is_a_console_script():
+    import re
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    targets = {target.split(":")[0] for target in scripts.values()}
+    folders = {"genadapt": "genadapt", "trainer": "genadapt.trainer", "export": "genadapt.export",
+               "serve": "genadapt.serve", "benchmarks": "genadapt.benchmarks"}  # fmt: skip
+    runnable = set()
+    for folder, package in folders.items():
+        for path in (root / folder).rglob("*.py"):
+            if re.search(r'^if __name__ == "__main__":', path.read_text(), re.M):
+                module = ".".join([package, *path.relative_to(root / folder).with_suffix("").parts])
+                runnable.add(module)
+    runnable.discard("genadapt.trainer.__main__")  # `torchrun -m genadapt.trainer` for DDP
+    assert runnable <= targets, sorted(runnable - targets)

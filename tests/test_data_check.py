@@ -12,7 +12,7 @@ from fake_datasets import write_cityscapes, write_gta5, write_synthia
 
 def test_clean_dataset_passes(tmp_path, capsys):
     write_synthia(tmp_path)
-    assert cli(["check", "synthia", str(tmp_path)]) == 0
+    assert cli(["check", "--dataset", "synthia", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "2 images, 2 labels" in out and "OK" in out
 
@@ -36,13 +36,28 @@ def test_every_defect_is_reported(tmp_path, capsys):
     assert report.defects == 5
     assert report.class_pixels["road"] > 0
 
-    assert cli(["check", "gta5", str(tmp_path), "--json", str(tmp_path / "r.json")]) == 1
+    assert (
+        cli(
+            [
+                "check",
+                "--dataset",
+                "gta5",
+                "--root",
+                str(tmp_path),
+                "--json",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 1
+    )
     assert "5 defect(s) found" in capsys.readouterr().out
     assert json.loads((tmp_path / "r.json").read_text())["defects"] == 5
 
 
 def test_cityscapes_split_and_missing_root(tmp_path, capsys):
     write_cityscapes(tmp_path, split="train", n=1)
-    assert cli(["check", "cityscapes", str(tmp_path), "--split", "train"]) == 0
-    assert cli(["check", "cityscapes", str(tmp_path / "x")]) == 2
+    assert (
+        cli(["check", "--dataset", "cityscapes", "--root", str(tmp_path), "--split", "train"]) == 0
+    )
+    assert cli(["check", "--dataset", "cityscapes", "--root", str(tmp_path / "x")]) == 2
     assert "genadapt-data check: error: cityscapes folder not found" in capsys.readouterr().err

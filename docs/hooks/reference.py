@@ -8,22 +8,18 @@ import importlib
 import os
 
 MARKER = "<!-- generated: command reference -->"
-# console script → (module, parser factory); subcommands come from the parser itself, and
-# genadapt-eval's two subcommands have parsers of their own.
+# console script → (module, parser factory); subcommands come from the parser itself.
 COMMANDS: dict[str, list[tuple[str, str, str]]] = {
     "genadapt-data": [("", "genadapt.commands.data", "get_args_parser")],
     "genadapt-train": [("", "genadapt.trainer.cli", "get_args_parser")],
     "genadapt-sweep": [("", "genadapt.trainer.sweep", "get_args_parser")],
-    "genadapt-eval": [
-        ("", "genadapt.commands.eval", "get_args_parser"),
-        ("table", "genadapt.commands.eval", "get_table_parser"),
-        ("retrieval", "genadapt.commands.eval", "get_retrieval_parser"),
-    ],
+    "genadapt-eval": [("", "genadapt.commands.eval", "get_args_parser")],
     "genadapt-export": [("", "genadapt.export.cli", "get_args_parser")],
     "genadapt-predict": [("", "genadapt.commands.predict", "get_args_parser")],
     "genadapt-serve": [("", "genadapt.serve.cli", "get_args_parser")],
     "genadapt-client": [("", "genadapt.serve.client", "get_args_parser")],
     "genadapt-bench": [("", "genadapt.benchmarks.cli", "get_args_parser")],
+    "genadapt-triton": [("", "genadapt.export.triton", "get_args_parser")],
 }
 
 

@@ -29,12 +29,12 @@ BLOCK = re.compile(r"(<!-- results: (.+?) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 def render(command: str) -> str:
     from genadapt.benchmarks.int8_accuracy import int8_accuracy_markdown
-    from genadapt.commands.eval import get_table_parser, render_table
+    from genadapt.commands.eval import get_args_parser, render_table
     from genadapt.trainer.sweep import summary_markdown
 
     argv = shlex.split(command)
     if argv[:2] == ["genadapt-eval", "table"]:
-        args = get_table_parser().parse_args(argv[2:])
+        args = get_args_parser().parse_args(argv[1:])
         return render_table([_rooted(s) for s in args.reports], args.subset, args.pair)
     if argv[0] == "summary" and len(argv) == 2:
         return summary_markdown(json.loads((ROOT / argv[1]).read_text()))

@@ -1,6 +1,7 @@
 """`genadapt-data`: dataset tools.
 
-genadapt-data check KIND ROOT [--split SPLIT] [--json PATH]
+genadapt-data check --dataset KIND --root ROOT [--split SPLIT] [--json PATH]
+genadapt-data scenes --out DIR [--size 512x256] [--source N] ...
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from genadapt.cli import run_cli, setup_logging
+from genadapt.cli import add_dataset_arguments, run_cli, setup_logging
 from genadapt.data_check import check_dataset
-from genadapt.datasets import DATASET_KINDS, get_dataset_kind
+from genadapt.datasets import get_dataset_kind
 from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write_bytes
 from genadapt.scenes.generate import generate_scenes
@@ -28,8 +29,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="count images and labels, find missing pairs, size mismatches, unreadable files "
         "and invalid label values",
     )
-    check.add_argument("kind", choices=sorted(DATASET_KINDS))
-    check.add_argument("root", type=Path)
+    add_dataset_arguments(check)
     check.add_argument("--split", default=None, help="cityscapes: train/val, camvid: train/test")
     check.add_argument("--workers", type=int, default=4)
     check.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
@@ -59,7 +59,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main_check(args: argparse.Namespace) -> int:
-    report = check_dataset(get_dataset_kind(args.kind), args.root, args.split, args.workers)
+    report = check_dataset(get_dataset_kind(args.dataset), args.root, args.split, args.workers)
     print(report.to_text())
     if args.json:
         payload = {**dataclasses.asdict(report), "defects": report.defects}

@@ -37,13 +37,42 @@ from genadapt.stats import paired_comparison
 log = logging.getLogger(__name__)
 
 
+# `genadapt-eval MODEL ...` is `genadapt-eval score MODEL ...`: scoring is the default.
+SUBCOMMANDS = ("score", "table", "retrieval")
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genadapt-eval",
-        description="Per-class IoU and mIoU of a model on a dataset (one confusion matrix, "
-        "prediction at network size upsampled to the label resolution). "
-        "See also: genadapt-eval retrieval --help",
+        description="Score a model on a dataset (score, the default: genadapt-eval MODEL "
+        "--dataset KIND --root ROOT), tabulate reports (table), or run the paper's "
+        "cross-domain retrieval (retrieval).",
     )
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_score_arguments(
+        sub.add_parser(
+            "score",
+            help="per-class IoU and mIoU of a model on a dataset (one confusion matrix, "
+            "prediction at network size upsampled to the label resolution)",
+        )
+    )
+    add_table_arguments(
+        sub.add_parser(
+            "table",
+            help="one Markdown table of mIoU from eval JSON reports; a METHOD:DATASET given "
+            "several times (one per seed) is shown as mean ± standard deviation",
+        )
+    )
+    add_retrieval_arguments(
+        sub.add_parser(
+            "retrieval",
+            help="cross-domain retrieval with pooled fc7 embeddings (paper Sec. 5.4, Fig. 4)",
+        )
+    )
+    return parser
+
+
+def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="checkpoint.pt, exported .onnx or .engine")
     add_runtime_arguments(parser)
     add_dataset_arguments(parser)
@@ -54,14 +83,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, help="parallel data loading processes")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images")
     parser.add_argument("-v", "--verbose", action="store_true")
-    return parser
 
 
-def get_retrieval_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="genadapt-eval retrieval",
-        description="Cross-domain retrieval with pooled fc7 embeddings (paper Sec. 5.4, Fig. 4).",
-    )
+def add_retrieval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoints", nargs="+", type=Path)
     add_dataset_arguments(parser, "source")
     add_dataset_arguments(parser, "target")
@@ -74,7 +98,6 @@ def get_retrieval_parser() -> argparse.ArgumentParser:
     add_device_argument(parser, default="cpu")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("-v", "--verbose", action="store_true")
-    return parser
 
 
 def main(args: argparse.Namespace) -> int:
@@ -134,12 +157,7 @@ def _unique_name(path: Path, taken: dict) -> str:
     return name if name not in taken else f"{name}_{len(taken)}"
 
 
-def get_table_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="genadapt-eval table",
-        description="One Markdown table of mIoU from eval JSON reports; a METHOD:DATASET given "
-        "several times (one per seed) is shown as mean ± standard deviation.",
-    )
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reports", nargs="+", metavar="METHOD:DATASET=REPORT.json")
     parser.add_argument("--subset", default="cityscapes19", help="which mIoU to show")
     parser.add_argument(
@@ -148,7 +166,6 @@ def get_table_parser() -> argparse.ArgumentParser:
         help="also each other method's gain over METHOD, paired report by report (by seed)",
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
-    return parser
 
 
 def main_table(args: argparse.Namespace) -> int:
@@ -234,18 +251,13 @@ def mean_std_table(
 
 
 def cli(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "table":
-        args = get_table_parser().parse_args(argv[1:])
-        setup_logging(False)
-        return run_cli("genadapt-eval table", lambda: main_table(args), argv)
-    if argv and argv[0] == "retrieval":
-        args = get_retrieval_parser().parse_args(argv[1:])
-        setup_logging(args.verbose)
-        return run_cli("genadapt-eval retrieval", lambda: main_retrieval(args), argv)
-    args = get_args_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    return run_cli("genadapt-eval", lambda: main(args), argv)
+    given = sys.argv[1:] if argv is None else argv
+    default = bool(given) and given[0] not in (*SUBCOMMANDS, "-h", "--help")
+    args = get_args_parser().parse_args(["score", *given] if default else given)
+    setup_logging(getattr(args, "verbose", False))
+    mains = {"score": main, "table": main_table, "retrieval": main_retrieval}
+    prog = "genadapt-eval" if args.command == "score" else f"genadapt-eval {args.command}"
+    return run_cli(prog, lambda: mains[args.command](args), given)
 
 
 if __name__ == "__main__":

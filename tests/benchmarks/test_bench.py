@@ -149,7 +149,7 @@ def test_the_pipeline_times_the_services_own_stages(monkeypatch):
     cannot time a path the service does not take (the first GPU run's pipeline decoded at full
     size and resized, which the service never does)."""
     from genadapt.benchmarks import pipeline
-    from genadapt.benchmarks.cli import QUICK_SIZE, QUICK_WIDTH, random_checkpoint
+    from genadapt.benchmarks.common import QUICK_SIZE, QUICK_WIDTH, random_checkpoint
     from genadapt.serve import pipeline as service
 
     calls = []
@@ -233,3 +233,30 @@ def test_the_http_client_keeps_its_connections_alive():
     (level,) = result["levels"]
     assert level["errors"] == 0 and level["server_median_ms"]["total"] == 2.0
     assert len(peers) == 13 and len(set(peers)) <= 3  # warm-up + two client threads
+
+
+def test_every_registered_benchmark_is_a_subcommand_with_its_own_arguments(capsys):
+    from genadapt.benchmarks.cli import get_args_parser
+    from genadapt.benchmarks.registry import registered
+
+    benchmarks = registered()
+    expected = {"table3", "pipeline", "http", "eval", "suite", "loader", "int8-accuracy",
+                "gpu-check", "gpu-report", "upsample-probe", "openvino-probe"}  # fmt: skip
+    assert expected <= set(benchmarks)
+    parser = get_args_parser()
+    for name in benchmarks:
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([name, "--help"])
+        assert done.value.code == 0 and f"genadapt-bench {name}" in capsys.readouterr().out
+
+
+def test_a_probe_runs_as_a_benchmark_and_one_missing_its_library_says_so(tmp_path, capsys):
+    assert cli(["upsample-probe", "--size", "64x32", "--width", "0.0625", "--reps", "2",
+                "--device", "cpu", "--out", str(tmp_path)]) == 0  # fmt: skip
+    probe = json.loads((tmp_path / "upsample-probe.json").read_text())
+    assert set(probe["speedup"]) == {"forward"} and probe["provenance"]["command"]
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        assert cli(["openvino-probe", "--out", str(tmp_path)]) == 2
+        assert "pip install openvino" in capsys.readouterr().err

@@ -77,12 +77,64 @@ def test_looks_share_label_statistics_but_not_image_statistics(samples):
 def test_generated_folders_pass_check_and_load(tmp_path, capsys):
     generate_scenes(tmp_path, size=SIZE, source=6, target_train=4, target_val=3, unseen=2,
                     workers=2, tune_train=3, tune_val=2)  # fmt: skip
-    assert cli(["check", "gta5", str(tmp_path / "source")]) == 0
-    assert cli(["check", "cityscapes", str(tmp_path / "tune"), "--split", "train"]) == 0
+    assert cli(["check", "--dataset", "gta5", "--root", str(tmp_path / "source")]) == 0
+    assert (
+        cli(
+            [
+                "check",
+                "--dataset",
+                "cityscapes",
+                "--root",
+                str(tmp_path / "tune"),
+                "--split",
+                "train",
+            ]
+        )
+        == 0
+    )
     assert len(SegmentationDataset("cityscapes", tmp_path / "tune", "val")) == 2
-    assert cli(["check", "cityscapes", str(tmp_path / "target"), "--split", "train"]) == 0
-    assert cli(["check", "cityscapes", str(tmp_path / "target"), "--split", "val"]) == 0
-    assert cli(["check", "cityscapes", str(tmp_path / "unseen"), "--split", "val"]) == 0
+    assert (
+        cli(
+            [
+                "check",
+                "--dataset",
+                "cityscapes",
+                "--root",
+                str(tmp_path / "target"),
+                "--split",
+                "train",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli(
+            [
+                "check",
+                "--dataset",
+                "cityscapes",
+                "--root",
+                str(tmp_path / "target"),
+                "--split",
+                "val",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli(
+            [
+                "check",
+                "--dataset",
+                "cityscapes",
+                "--root",
+                str(tmp_path / "unseen"),
+                "--split",
+                "val",
+            ]
+        )
+        == 0
+    )
     source = SegmentationDataset("gta5", tmp_path / "source")
     target_val = SegmentationDataset("cityscapes", tmp_path / "target", "val")
     assert (len(source), len(target_val)) == (6, 3)
