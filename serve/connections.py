@@ -31,6 +31,75 @@ TOO_MANY = error_bytes(
 )
 
 
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with the limits above; `guarded_protocol` sets them."""
+
+    max_connections: int = 256
+    header_timeout_s: float = 10.0
+    slow_headers: bytes = b""
+    _header_timer = None
+
+    @staticmethod
+    def on_refused(status: int) -> None:
+        """Counts a refusal at the connection (set by `guarded_protocol`)."""
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self._refuse(TOO_MANY, 503)
+            return
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._between_requests():
+            self._arm_header_timer()  # a new request's headers are on their way
+        super().data_received(data)
+        if not self._between_requests():
+            self._cancel_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        if self.cycle is not None and not self.cycle.response_started:
+            # h11 failed inside a request's body (bad chunked framing): the request is
+            # counted once, by the application, as its 400 (REFUSED_BY_SERVER tells it that
+            # the server, not the client, closed the connection).
+            self.cycle.scope[REFUSED_BY_SERVER] = 400
+            self._close_with(error_bytes(400, "Bad Request", "bad_request", BAD_BODY))
+            return
+        self._refuse(
+            error_bytes(400, "Bad Request", "bad_request", f"{msg} (headers too large?)"), 400
+        )
+
+    def _between_requests(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self._between_requests() and not self.transport.is_closing():
+            self._refuse(self.slow_headers, 408)
+
+    def _refuse(self, response: bytes, status: int) -> None:
+        self.on_refused(status)
+        self._close_with(response)
+
+    def _close_with(self, response: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(response)
+            self.transport.close()
+
+
 def guarded_protocol(
     max_connections: int,
     header_timeout_s: float,
@@ -43,67 +112,13 @@ def guarded_protocol(
         "header_timeout",
         f"request headers did not arrive within {header_timeout_s:g} s",
     )
-
-    class GuardedH11Protocol(H11Protocol):
-        _header_timer = None
-
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            if len(self.connections) > max_connections:
-                self._refuse(TOO_MANY, 503)
-                return
-            self._arm_header_timer()
-
-        def data_received(self, data: bytes) -> None:
-            if self._between_requests():
-                self._arm_header_timer()  # a new request's headers are on their way
-            super().data_received(data)
-            if not self._between_requests():
-                self._cancel_header_timer()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_header_timer()
-            super().connection_lost(exc)
-
-        def send_400_response(self, msg: str) -> None:
-            if self.cycle is not None and not self.cycle.response_started:
-                # h11 failed inside a request's body (bad chunked framing): the request is
-                # counted once, by the application, as its 400 (REFUSED_BY_SERVER tells it that
-                # the server, not the client, closed the connection).
-                self.cycle.scope[REFUSED_BY_SERVER] = 400
-                self._close_with(error_bytes(400, "Bad Request", "bad_request", BAD_BODY))
-                return
-            self._refuse(
-                error_bytes(400, "Bad Request", "bad_request", f"{msg} (headers too large?)"), 400
-            )
-
-        def _between_requests(self) -> bool:
-            return self.cycle is None or self.cycle.response_complete
-
-        def _arm_header_timer(self) -> None:
-            if self._header_timer is None:
-                self._header_timer = self.loop.call_later(header_timeout_s, self._headers_late)
-
-        def _cancel_header_timer(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _headers_late(self) -> None:
-            self._header_timer = None
-            if self._between_requests() and not self.transport.is_closing():
-                self._refuse(slow_headers, 408)
-
-        def _refuse(self, response: bytes, status: int) -> None:
-            on_refused(status)
-            self._close_with(response)
-
-        def _close_with(self, response: bytes) -> None:
-            if not self.transport.is_closing():
-                self.transport.write(response)
-                self.transport.close()
-
-    return GuardedH11Protocol
+    limits = {
+        "max_connections": max_connections,
+        "header_timeout_s": header_timeout_s,
+        "slow_headers": slow_headers,
+        "on_refused": staticmethod(on_refused),
+    }
+    return type("GuardedH11Protocol", (GuardedH11Protocol,), limits)
 
 
 def raise_open_file_limit() -> int:

@@ -223,19 +223,12 @@ def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
         for d in (data.source, data.target)
     ]
     to_batch = BatchMaker(ctx, config)
-    autocast = torch.autocast(
-        ctx.device.type, dtype=torch.bfloat16, enabled=ctx.cuda and config.amp == "bf16"
-    )
-    if ctx.cuda and config.amp == "bf16" and ctx.is_main:
-        log.warning("bf16 autocast: a deviation from the authors' fp32 training (amp: off)")
+    autocast = precision_context(ctx, config)
     logger = LossLogger(run, config, start, ctx.is_main)
-    metrics: dict = {}
     progress = tqdm(total=config.iterations, initial=start, desc="train", disable=not ctx.is_main)
     batches = zip(_batches(loaders[0]), _batches(loaders[1]), strict=False)
-    # Model selection on held-out source images (as the authors' model_best): checkpoint.pt is
-    # replaced only when source-val mIoU does not drop. Without validation it is the last model.
-    selecting = bool(config.val_every and data.val_indices)
-    best = run.best_source_val(start) if resume and ctx.is_main else float("-inf")
+    book = Bookkeeping(config, run, data, progress)
+    book.best = run.best_source_val(start) if resume and ctx.is_main else float("-inf")
     # The bar is closed however the loop ends, so that an error line never lands on it.
     with Stopper() as stopper, progress, logging_redirect_tqdm():
         for step, (src, tgt) in enumerate(batches, start):
@@ -255,27 +248,56 @@ def train(config: TrainConfig, run: RunFolder, resume: bool = False) -> dict:
                 if stopper.requested:
                     break
                 continue
-            if selecting and (done % config.val_every == 0 or last):
-                score = validate(adapter, config, data)
-                metrics = {"source_val_miou": score, "step": done}
-                logger.write({"type": "val", "step": done, "miou": score})
-                progress.write(f"step {done}: source-val mIoU {score:.1f}")
-                if score >= best:  # ties: the later, longer-trained model
-                    best = score
-                    run.save_checkpoint(adapter, config, done, metrics)
-            if done % config.checkpoint_every == 0 or last:
-                run.save_resume(adapter, config, done, metrics)
-                if not selecting:
-                    run.save_checkpoint(adapter, config, done, metrics)
-                run.plot_curves()
-                run.save_reconstructions(adapter, batch)
+            book.after_step(adapter, logger, done, batch, last)
             if stopper.requested:
                 log.warning("stopped at step %d; continue with --resume %s", done, run.path)
-                metrics["interrupted"] = True
+                book.metrics["interrupted"] = True
                 break
     if ctx.world > 1:
         dist.destroy_process_group()
-    return metrics
+    return book.metrics
+
+
+def precision_context(ctx: Context, config: TrainConfig) -> torch.autocast:
+    """bf16 autocast when asked for on CUDA (said as the deviation it is), else a no-op."""
+    enabled = ctx.cuda and config.amp == "bf16"
+    if enabled and ctx.is_main:
+        log.warning("bf16 autocast: a deviation from the authors' fp32 training (amp: off)")
+    return torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+class Bookkeeping:
+    """What rank 0 does after an iteration: validate and select, save the resume state, the
+    curves and the reconstructions.
+
+    Model selection is on held-out source images, as the authors' model_best: checkpoint.pt is
+    replaced only when source-val mIoU does not drop. Without validation it is the last model.
+    """
+
+    def __init__(self, config: TrainConfig, run: RunFolder, data: Data, progress: tqdm) -> None:
+        self.config, self.run, self.data, self.progress = config, run, data, progress
+        self.selecting = bool(config.val_every and data.val_indices)
+        self.best = float("-inf")
+        self.metrics: dict = {}
+
+    def after_step(
+        self, adapter: Adapter, logger: LossLogger, done: int, batch: Batch, last: bool
+    ) -> None:
+        config, run = self.config, self.run
+        if self.selecting and (done % config.val_every == 0 or last):
+            score = validate(adapter, config, self.data)
+            self.metrics = {"source_val_miou": score, "step": done}
+            logger.write({"type": "val", "step": done, "miou": score})
+            self.progress.write(f"step {done}: source-val mIoU {score:.1f}")
+            if score >= self.best:  # ties: the later, longer-trained model
+                self.best = score
+                run.save_checkpoint(adapter, config, done, self.metrics)
+        if done % config.checkpoint_every == 0 or last:
+            run.save_resume(adapter, config, done, self.metrics)
+            if not self.selecting:
+                run.save_checkpoint(adapter, config, done, self.metrics)
+            run.plot_curves()
+            run.save_reconstructions(adapter, batch)
 
 
 class BatchMaker:
