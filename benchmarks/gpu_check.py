@@ -18,7 +18,8 @@ import tarfile
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -327,16 +328,11 @@ def run_gpu_check(
     out.mkdir(parents=True, exist_ok=True)
     reports = out / "reports"
     reports.mkdir(exist_ok=True)
-    handler = logging.FileHandler(out / "gpu-check.log", mode="w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    package = logging.getLogger("genadapt")  # the log file gets INFO whatever the console shows
-    package.addHandler(handler)
-    level, package.level = package.level, logging.INFO
     plan = CheckPlan.for_device(device, quick)
     plan.sizes = sizes or plan.sizes  # Table 3's sizes (a rerun may take the largest alone)
     started = time.perf_counter()
     results: dict = {"environment": _environment(device), "plan": vars(plan).copy(), "checks": {}}
-    try:
+    with _logging_to(out / "gpu-check.log"):
         ckpt = trained_like(plan.width, plan.size)
         with tempfile.TemporaryDirectory(prefix="genadapt-gpu-check-") as tmp:
             images = scenes(Path(tmp), plan.images, plan.size)
@@ -355,11 +351,36 @@ def run_gpu_check(
                 continue
             results["checks"][name] = _run_one(name, checks[name], started, budget_s)
             _save(out, "checks", results)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    _finish(out, reports, results)
+    passed = sum(c["status"] == "PASS" for c in results["checks"].values())
+    log.info(
+        "gpu-check: %d of %d checks passed in %.0f s",
+        passed,
+        len(results["checks"]),
+        results["seconds"],
+    )
+    return results
+
+
+@contextmanager
+def _logging_to(path: Path) -> Iterator[None]:
+    """The package's log also into `path`, at INFO whatever the console shows, for the block."""
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package = logging.getLogger("genadapt")
+    package.addHandler(handler)
+    level, package.level = package.level, logging.INFO
+    try:
+        yield
     finally:
         package.removeHandler(handler)
         package.setLevel(level)
         handler.close()
-    results["seconds"] = round(time.perf_counter() - started, 1)
+
+
+def _finish(out: Path, reports: Path, results: dict) -> None:
+    """checks.json and targets.json in both folders, and the archive of the reports."""
     _save(out, "checks", results)
     _save(reports, "checks", results)
     targets = assess_targets(reports)
@@ -369,14 +390,6 @@ def run_gpu_check(
     with tarfile.open(out / "gpu-check.tar.gz", "w:gz") as archive:
         for path in sorted(reports.glob("*.json")):
             archive.add(path, arcname=path.name)
-    passed = sum(c["status"] == "PASS" for c in results["checks"].values())
-    log.info(
-        "gpu-check: %d of %d checks passed in %.0f s",
-        passed,
-        len(results["checks"]),
-        results["seconds"],
-    )
-    return results
 
 
 def _run_one(name: str, check: Callable[[], dict], started: float, budget_s: float) -> dict:

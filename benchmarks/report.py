@@ -15,24 +15,45 @@ def table3_markdown(results: dict) -> str:
         f"{cfg['width']} (training width {cfg['train_width']}), padding {cfg['padding']}. "
         "p50 of repeated calls after warm-up, device synchronized.",
         "",
+        *_training_rows(results),
+        "",
+        *_evaluation_rows(results),
+        *_provenance_of_rows(results),
+        "",
+        "## Targets",
+        "",
+        *[f"- {t}" for t in target_checks(results)],
+        *contended_warning(results),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _size_name(entry: dict) -> str:
+    return "×".join(map(str, entry["size"]))
+
+
+def _training_rows(results: dict) -> list[str]:
+    lines = [
         "## Training: seconds per iteration (batch 1)",
         "",
         "| size | paper | full D→G→F/C | speed-up | source-only | precision | peak MB | machine |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for entry in results["sizes"]:
-        size = "×".join(map(str, entry["size"]))
         paper = (entry["paper"] or {}).get("train_s")
         full, source = entry["train"]["full"], entry["train"]["source-only"]
         ours = full["p50_ms"] / 1000
         speedup = _times(paper / ours) if paper else "–"
         lines.append(
-            f"| {size} | {paper or '–'} | {ours:.3f} | {speedup} | "
+            f"| {_size_name(entry)} | {paper or '–'} | {ours:.3f} | {speedup} | "
             f"{source['p50_ms'] / 1000:.3f} | {full['precision']} | {full['peak_memory_mb']} | "
             f"{machine_note(full.get('machine'))} |"
         )
-    lines += [
-        "",
+    return lines
+
+
+def _evaluation_rows(results: dict) -> list[str]:
+    lines = [
         "## Evaluation: the network F+C per image",
         "",
         "| size | GFLOP | backend | precision | batch | ms/image | p90 ms | p99 ms | img/s "
@@ -41,7 +62,6 @@ def table3_markdown(results: dict) -> str:
     ]
     skipped = {}
     for entry in results["sizes"]:
-        size = "×".join(map(str, entry["size"]))
         paper = (entry["paper"] or {}).get("eval_s")
         for row in entry["eval"]:
             if "skipped" in row:
@@ -50,17 +70,23 @@ def table3_markdown(results: dict) -> str:
             ms = row["ms_per_image"]
             speedup = _times(paper * 1000 / ms) if paper else "–"
             lines.append(
-                f"| {size} | {entry['gflop']:.3g} | {row['backend']} | {row['precision']} | "
-                f"{row['batch']} | {ms:.2f} | {row['p90_ms'] / row['batch']:.2f} | "
-                f"{row['p99_ms'] / row['batch']:.2f} | {row['items_per_s']:.1f} | "
-                f"{row['tflops']:.2f} | {speedup} | {row['peak_memory_mb']} | "
-                f"{machine_note(row.get('machine'))} |"
+                f"| {_size_name(entry)} | {entry['gflop']:.3g} | {row['backend']} | "
+                f"{row['precision']} | {row['batch']} | {ms:.2f} | "
+                f"{row['p90_ms'] / row['batch']:.2f} | {row['p99_ms'] / row['batch']:.2f} | "
+                f"{row['items_per_s']:.1f} | {row['tflops']:.2f} | {speedup} | "
+                f"{row['peak_memory_mb']} | {machine_note(row.get('machine'))} |"
             )
     if skipped:
         lines += ["", "Skipped:"]
         lines += [f"- {b} {p}: {reason}" for (b, p), reason in skipped.items()]
+    return lines
+
+
+def _provenance_of_rows(results: dict) -> list[str]:
+    """The paper's own figures, and which GPU-check archive each size came from."""
+    lines = []
     paper_rows = [
-        f"{'×'.join(map(str, e['size']))}: train {e['paper']['train_s']} s/iter, "
+        f"{_size_name(e)}: train {e['paper']['train_s']} s/iter, "
         f"eval {e['paper']['eval_s']} s/image"
         for e in results["sizes"]
         if e["paper"]
@@ -69,12 +95,9 @@ def table3_markdown(results: dict) -> str:
         lines += ["", "Paper (Table 3): " + "; ".join(paper_rows) + "."]
     runs = [e for e in results["sizes"] if "archive" in e]  # merged by genadapt-bench gpu-report
     if runs:
-        lines += ["", "Measured in: " + "; ".join(
-            f"{'×'.join(map(str, e['size']))} by {e['archive']}" for e in runs
-        ) + "."]  # fmt: skip
-    lines += ["", "## Targets", ""] + [f"- {t}" for t in target_checks(results)]
-    lines += contended_warning(results)
-    return "\n".join(lines) + "\n"
+        measured = "; ".join(f"{_size_name(e)} by {e['archive']}" for e in runs)
+        lines += ["", f"Measured in: {measured}."]
+    return lines
 
 
 def machine_note(machine: dict | None) -> str:

@@ -26,7 +26,7 @@ from genadapt.onnx_graph import DEFAULT_OPSET, FLAVOURS, OnnxGraph, export_graph
 from genadapt.runtime import TorchSegmenter
 from genadapt.runtime.onnx_backend import OnnxSegmenter
 from genadapt.sidecar import SIDECAR_NAME, Sidecar, file_sha256
-from genadapt.spec import ModelSpec
+from genadapt.spec import ModelSpec, Precision
 
 log = logging.getLogger(__name__)
 INT8_FILE = "model.labels.int8.onnx"
@@ -38,7 +38,7 @@ class ExportOptions:
     opset: int = DEFAULT_OPSET
     upsample: str = "bilinear"
     tensorrt: bool = False
-    precision: str = "fp16"  # of the TensorRT engine; ONNX files are fp32
+    precision: Precision = "fp16"  # of the TensorRT engine; ONNX files are fp32
     max_batch: int = 8
     triton: bool = False
     parity_images: int = 8
@@ -101,7 +101,7 @@ class GateInputs:
     eval_set: SegmentationDataset | None
     eval_limit: int | None
 
-    def check(self, name: str, segmenter, precision: str, logits_fn=None) -> dict:
+    def check(self, name: str, segmenter, precision: Precision, logits_fn=None) -> dict:
         result = check_parity(
             self.reference,
             segmenter,

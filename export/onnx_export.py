@@ -13,6 +13,7 @@ from genadapt.checkpoint import Checkpoint
 from genadapt.errors import GenadaptError
 from genadapt.onnx_graph import OnnxGraph
 from genadapt.sidecar import Artifact
+from genadapt.spec import Precision
 
 TRAINING_ONLY_PREFIXES = ("G.", "D.", "generator", "discriminator", "opt_")
 
@@ -22,7 +23,7 @@ class ExportError(GenadaptError):
 
 
 def write_onnx(
-    graph: OnnxGraph, path: Path, weight_elements: int, precision: str = "fp32"
+    graph: OnnxGraph, path: Path, weight_elements: int, precision: Precision = "fp32"
 ) -> Artifact:
     """Write `graph` to `path` after onnx.checker and the F+C-only check (`weight_elements`:
     how many numbers F+C's weights hold); its artifact description comes from the graph's I/O."""

@@ -22,7 +22,7 @@ from genadapt.imaging import normalize_batch, resize_rgb
 from genadapt.metrics import ConfusionMatrix
 from genadapt.runtime import Segmenter, TorchSegmenter
 from genadapt.scenes.generate import SceneSpec, make_scene
-from genadapt.spec import ModelSpec
+from genadapt.spec import ModelSpec, Precision
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class ParityResult:
     miou_delta: float
     eval_miou_delta: float | None
     images: int
-    precision: str
+    precision: Precision
     passed: bool
     reasons: list[str]
 
@@ -72,7 +72,7 @@ def scene_inputs(spec: ModelSpec, count: int, seed: int = 1234) -> tuple[np.ndar
 def check_parity(
     reference: TorchSegmenter,
     artifact: Segmenter,
-    precision: str = "fp32",
+    precision: Precision = "fp32",
     images: int = 8,
     logits_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     eval_dataset: SegmentationDataset | None = None,

@@ -13,16 +13,18 @@ from pathlib import Path
 from genadapt.export.onnx_export import ExportError
 from genadapt.runtime.tensorrt_backend import import_tensorrt
 from genadapt.sidecar import Artifact, file_sha256
+from genadapt.spec import Precision
 
 log = logging.getLogger(__name__)
-PRECISIONS = ("fp32", "tf32", "fp16", "int8")
+# The engine precisions, in genadapt's one vocabulary (spec.Precision); bf16 is not built here.
+PRECISIONS: tuple[Precision, ...] = ("fp32", "tf32", "fp16", "int8")
 
 
 def build_engine(
     onnx_path: Path,
     engine_path: Path,
     onnx_artifact: Artifact,
-    precision: str = "fp16",
+    precision: Precision = "fp16",
     max_batch: int = 8,
     opt_batch: int = 1,
     timing_cache: Path | None = None,
@@ -39,22 +41,8 @@ def build_engine(
         raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ExportError(f"TensorRT could not parse {onnx_path.name}: {errors}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "int8":
-        # Explicit quantization: the QDQ nodes of model.labels.int8.onnx say what runs in INT8;
-        # the layers kept in float there may run in fp16.
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "fp32":
-        config.clear_flag(trt.BuilderFlag.TF32)  # TF32 is on by default: strict fp32 asks off
+    network = _parse(trt, builder, logger, onnx_path)
+    config = _builder_config(trt, builder, precision, workspace_gib)
     _, *shape = onnx_artifact.input_shape  # (batch, H, W, 3)
     profile = builder.create_optimization_profile()
     profile.set_shape(
@@ -71,6 +59,41 @@ def build_engine(
     engine_path.write_bytes(bytes(serialized))
     if timing_cache is not None:
         timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return _engine_artifact(engine_path, onnx_artifact, precision, max_batch, trt.__version__)
+
+
+def _parse(trt, builder, logger, onnx_path: Path):
+    """The ONNX file as a TensorRT network definition; the parser's errors if it fails."""
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ExportError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+    return network
+
+
+def _builder_config(trt, builder, precision: Precision, workspace_gib: float):
+    """The builder's workspace and the precision flags of `precision`."""
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "int8":
+        # Explicit quantization: the QDQ nodes of model.labels.int8.onnx say what runs in INT8;
+        # the layers kept in float there may run in fp16.
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "fp32":
+        config.clear_flag(trt.BuilderFlag.TF32)  # TF32 is on by default: strict fp32 asks off
+    return config
+
+
+def _engine_artifact(
+    engine_path: Path, onnx_artifact: Artifact, precision: Precision, max_batch: int, version: str
+) -> Artifact:
+    """model.json's record of a built engine: the ONNX file's I/O, uint8 in and out."""
+    import torch
+
     return Artifact(
         file=engine_path.name,
         kind="tensorrt",
@@ -84,7 +107,7 @@ def build_engine(
         output_shape=onnx_artifact.output_shape,
         precision=precision,
         opset=onnx_artifact.opset,
-        tensorrt_version=trt.__version__,
+        tensorrt_version=version,
         gpu=torch.cuda.get_device_name(),
         max_batch=max_batch,
     )

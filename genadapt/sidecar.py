@@ -17,7 +17,7 @@ from typing import Any
 
 from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write_bytes
-from genadapt.spec import ModelSpec
+from genadapt.spec import ModelSpec, Precision
 
 SIDECAR_NAME = "model.json"
 FORMAT = "genadapt-export"
@@ -42,7 +42,7 @@ class Artifact:
     output_name: str
     output_dtype: str
     output_shape: list[Any]
-    precision: str = "fp32"
+    precision: Precision = "fp32"
     opset: int | None = None
     tensorrt_version: str | None = None
     gpu: str | None = None

@@ -3,6 +3,10 @@ examples of the errors it really carries."""
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
+from fastapi import Query
+
 from genadapt.serve.errors import BAD_BODY
 
 RAW_IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff", "image/gif")
@@ -12,6 +16,27 @@ FORMAT_HELP = (
     "people. overlay: a JPEG of the colours over the photo. npy: a NumPy uint8 array. json: "
     "each class's pixel count, share and run-length encoding."
 )
+
+# /v1/segment's query parameters, with the words /docs shows for them.
+FormatParam = Annotated[
+    Literal["png", "color", "overlay", "npy", "json"], Query(description=FORMAT_HELP)
+]
+SizeParam = Annotated[
+    Literal["native", "input"],
+    Query(
+        description="native: 2× the network size (2048×1024 for 1024×512); input: the "
+        "uploaded image's size"
+    ),
+]
+OverlayParam = Annotated[bool, Query(description="json only: add a base64 JPEG overlay")]
+PhotoParam = Annotated[
+    bool,
+    Query(
+        description="json only: add the photo as the service decoded it, a base64 JPEG at the "
+        "answer's size (for a client that cannot show the upload's format, such as TIFF in most "
+        "browsers)"
+    ),
+]
 
 
 def _numbered(examples: tuple[tuple[str, str], ...]) -> list[tuple[int, tuple[str, str]]]:

@@ -9,9 +9,9 @@ import time
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import UploadFile
@@ -23,7 +23,14 @@ from genadapt.serve.budget import BudgetTimeoutError, MemoryBudget, OverBudgetEr
 from genadapt.serve.errors import BAD_BODY, REFUSED_BY_SERVER, ServiceError
 from genadapt.serve.io_pool import IoPool, PoolBusyError, PoolStartTimeoutError
 from genadapt.serve.metrics import ServiceMetrics
-from genadapt.serve.openapi import FORMAT_HELP, SEGMENT_BODY, SEGMENT_RESPONSES
+from genadapt.serve.openapi import (
+    SEGMENT_BODY,
+    SEGMENT_RESPONSES,
+    FormatParam,
+    OverlayParam,
+    PhotoParam,
+    SizeParam,
+)
 from genadapt.serve.outputs import FORMATS, Decoded
 from genadapt.serve.pipeline import SegmentPipeline
 from genadapt.serve.settings import ServeSettings
@@ -149,25 +156,10 @@ async def segment(
     settings: Settings,
     metrics: Metrics,
     _: ApiKey,
-    format: Annotated[
-        Literal["png", "color", "overlay", "npy", "json"], Query(description=FORMAT_HELP)
-    ] = "png",
-    size: Annotated[
-        Literal["native", "input"],
-        Query(
-            description="native: 2× the network "
-            "size (2048×1024 for 1024×512); input: the uploaded image's size"
-        ),
-    ] = "native",
-    overlay: Annotated[bool, Query(description="json only: add a base64 JPEG overlay")] = False,
-    photo: Annotated[
-        bool,
-        Query(
-            description="json only: add the photo as the service decoded it, a base64 JPEG at "
-            "the answer's size (for a client that cannot show the upload's format, such as "
-            "TIFF in most browsers)"
-        ),
-    ] = False,
+    format: FormatParam = "png",
+    size: SizeParam = "native",
+    overlay: OverlayParam = False,
+    photo: PhotoParam = False,
 ) -> Response:
     """Segment one image, sent as a multipart upload (`file`) or as the raw body."""
     started = time.perf_counter()
