@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 
 from genadapt.benchmarks.common import (
+    HOST_BACKENDS,
+    INT8,
     PAPER_SIZES,
     QUICK_SIZE,
     QUICK_WIDTH,
@@ -51,9 +53,8 @@ def bench_table3(cfg: BenchConfig, reports: Reports) -> dict:
 
 
 def bench_pipeline(checkpoint: Checkpoint, device: str, reps: int, reports: Reports) -> dict:
-    backends = ["torch", "onnxruntime"] + (
-        [] if device.startswith("cuda") else ["onnxruntime-int8"]
-    )
+    cuda = device.startswith("cuda")
+    backends = [b for b in HOST_BACKENDS if not (cuda and b == INT8)]  # INT8 ONNX is for CPUs
     results = run_pipeline(checkpoint, backends, reps, device)
     return reports.write("pipeline", results, pipeline_markdown(results))
 
@@ -243,7 +244,7 @@ def cmd_suite(args: argparse.Namespace) -> dict:
     )
     if not cuda:
         results["eval-int8"] = bench_eval(
-            checkpoint, device, "onnxruntime-int8", 4, label_size, 2, reports, name="eval-int8"
+            checkpoint, device, INT8, 4, label_size, 2, reports, name="eval-int8"
         )
     log.info("suite results in %s", reports.out)
     return results
@@ -301,9 +302,7 @@ def eval_arguments(p: argparse.ArgumentParser) -> None:
     _model_arguments(p, "a checkpoint (default: random F+C)")
     p.add_argument("--images", type=int, default=8)
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
-    p.add_argument(
-        "--backend", choices=("onnxruntime", "onnxruntime-int8", "torch"), default="onnxruntime"
-    )
+    p.add_argument("--backend", choices=HOST_BACKENDS, default="onnxruntime")
     add_device_and_quick(p)
     p.add_argument("--out", type=Path, required=True)
 

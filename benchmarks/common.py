@@ -14,8 +14,13 @@ from genadapt.fileio import atomic_write_bytes
 from genadapt.labels import CITYSCAPES19
 from genadapt.model import ModelConfig, build_model
 from genadapt.provenance import footnote, provenance
+from genadapt.runtime.backends import BACKENDS
 
 PAPER_SIZES = [(512, 256), (640, 320), (1024, 512)]
+# What the host benchmarks run a checkpoint on: every registered backend that runs one (a
+# TensorRT engine needs an export first), and ONNX Runtime on the INT8 graph, a CPU's option.
+INT8 = "onnxruntime-int8"
+HOST_BACKENDS = (*(name for name, b in BACKENDS.items() if ".pt" in b.suffixes), INT8)
 QUICK_SIZE, QUICK_WIDTH = (128, 64), 0.125  # --quick: well under a minute on 2 CPU cores
 
 

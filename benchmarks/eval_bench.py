@@ -7,6 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from genadapt.benchmarks.common import INT8
 from genadapt.benchmarks.timing import environment, watching_the_machine
 from genadapt.checkpoint import Checkpoint
 from genadapt.datasets import SegmentationDataset
@@ -35,7 +36,7 @@ def run_eval(
         )
         if backend == "torch":
             segmenter = TorchSegmenter.from_checkpoint(checkpoint, device)
-        elif backend == "onnxruntime-int8":
+        elif backend == INT8:
             from genadapt.benchmarks.int8 import int8_segmenter
 
             segmenter = int8_segmenter(checkpoint)

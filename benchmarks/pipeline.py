@@ -12,6 +12,7 @@ import io
 
 from PIL import Image
 
+from genadapt.benchmarks.common import INT8
 from genadapt.benchmarks.timing import (
     environment,
     summarize,
@@ -77,7 +78,7 @@ def host_to_host(checkpoint: Checkpoint, device: str, data: bytes, reps: int) ->
 def _segmenter(checkpoint: Checkpoint, backend: str, device: str):
     if backend == "torch":
         return TorchSegmenter.from_checkpoint(checkpoint, device, cuda_graphs=False)
-    if backend == "onnxruntime-int8":
+    if backend == INT8:
         if device.startswith("cuda"):
             raise GenadaptError("INT8 ONNX is for CPUs (a GPU takes a TensorRT INT8 engine)")
         from genadapt.benchmarks.int8 import int8_segmenter
