@@ -42,6 +42,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[cpu,dev]"
+	# A real Triton server for the tests and genadapt-triton serve: the wheel's tritonserver
+	# binary and Python backend only (its own Python package pins NumPy 1, which is not used).
+	$(PY) -m pip install --quiet --no-deps "nvidia-pytriton==0.7.0"
 	touch $@
 
 test: setup

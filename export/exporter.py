@@ -169,14 +169,25 @@ def _tensorrt(staging: Path, sidecar: Sidecar, options: ExportOptions, gate: Gat
 
 
 def _triton(staging: Path, sidecar: Sidecar, options: ExportOptions) -> None:
-    from genadapt.export.triton import write_repository
+    from genadapt.export.triton import write_python_model, write_repository
 
-    name = "model.engine" if "model.engine" in sidecar.artifacts else "model.labels.onnx"
-    if name not in sidecar.artifacts:
+    graph = "model.labels.onnx"
+    if graph not in sidecar.artifacts:
         raise ExportError("the Triton repository serves the labels flavour: add --flavour labels")
+    name = "model.engine" if "model.engine" in sidecar.artifacts else graph
     write_repository(
         staging / "triton", staging / name, sidecar.artifacts[name], max_batch=options.max_batch
     )
+    # Its model.json: the sidecar as it stands (every artifact is in it by now).
+    sidecar_copy = sidecar.save(staging / "triton")
+    write_python_model(
+        staging / "triton",
+        staging / graph,
+        sidecar_copy,
+        sidecar.artifacts[graph],
+        max_batch=options.max_batch,
+    )
+    sidecar_copy.unlink()
 
 
 def _publish(staging: Path, out: Path) -> None:

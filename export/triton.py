@@ -2,9 +2,13 @@
 
     triton/genadapt/config.pbtxt
     triton/genadapt/1/model.onnx      (or model.plan for a TensorRT engine)
+    triton/genadapt-python/config.pbtxt
+    triton/genadapt-python/1/model.py, model.labels.onnx, model.json
 
 uint8 images in, uint8 label maps out, with server-side dynamic batching: for users who outgrow
-one genadapt-serve process.
+one genadapt-serve process. `genadapt` runs on Triton's ONNX Runtime or TensorRT backend (NVIDIA's
+containers); `genadapt-python` runs genadapt's own runtime on Triton's Python backend, which
+every Triton has (`triton_model.py`).
 
 A TensorRT plan runs only on the TensorRT version and GPU it was built with, and Triton says so
 only when it fails to load it. The config therefore carries both as parameters, and
@@ -30,9 +34,15 @@ from genadapt.sidecar import Artifact, SidecarError, check_engine_compatible
 TRITON_DTYPES = {"uint8": "TYPE_UINT8", "float32": "TYPE_FP32"}
 
 
-def config_pbtxt(name: str, artifact: Artifact, max_batch: int, queue_delay_us: int) -> str:
-    """Triton's model configuration; dims exclude the batch dimension (max_batch_size > 0)."""
+def config_pbtxt(
+    name: str, artifact: Artifact, max_batch: int, queue_delay_us: int, python: bool = False
+) -> str:
+    """Triton's model configuration; dims exclude the batch dimension (max_batch_size > 0).
+    `python`: the Python-backend model, with the same inputs, outputs and batching."""
     platform = "tensorrt_plan" if artifact.kind == "tensorrt" else "onnxruntime_onnx"
+    runs_on = 'backend: "python"' if python else f'platform: "{platform}"'
+    # The Python backend places its instances itself; genadapt picks the device (auto).
+    kind = "KIND_CPU" if python else "KIND_GPU"
 
     def tensor(kind: str, name: str, dtype: str, shape: list) -> str:
         dims = ", ".join(str(d) for d in shape[1:])
@@ -42,16 +52,20 @@ def config_pbtxt(name: str, artifact: Artifact, max_batch: int, queue_delay_us: 
     return "\n".join(
         [
             f'name: "{name}"',
-            f'platform: "{platform}"',
+            runs_on,
             f"max_batch_size: {max_batch}",
             tensor("input", artifact.input_name, artifact.input_dtype, artifact.input_shape),
             tensor("output", artifact.output_name, artifact.output_dtype, artifact.output_shape),
             f"dynamic_batching {{\n  max_queue_delay_microseconds: {queue_delay_us}\n}}",
-            "instance_group [\n  {\n    count: 1\n    kind: KIND_GPU\n  }\n]",
-            *_build_parameters(artifact),
+            f"instance_group [\n  {{\n    count: 1\n    kind: {kind}\n  }}\n]",
+            *(_device_parameter() if python else _build_parameters(artifact)),
             "",
         ]
     )
+
+
+def _device_parameter(device: str = "auto") -> list[str]:
+    return [f'parameters {{\n  key: "genadapt_device"\n  value {{ string_value: "{device}" }}\n}}']
 
 
 def _build_parameters(artifact: Artifact) -> list[str]:
@@ -85,6 +99,34 @@ def write_repository(
         shutil.copyfile(artifact_path, target)
     (model_dir / "config.pbtxt").write_text(config_pbtxt(name, artifact, max_batch, queue_delay_us))
     return model_dir
+
+
+def write_python_model(
+    root: Path,
+    graph_path: Path,
+    sidecar_path: Path,
+    artifact: Artifact,
+    name: str = "genadapt-python",
+    max_batch: int = 8,
+    queue_delay_us: int = 2000,
+) -> Path:
+    """Lay out `root/name/` for Triton's Python backend: model.py (genadapt's runtime), the
+    labels graph and its model.json, and a config with the ONNX model's inputs and outputs."""
+    if artifact.kind != "onnx" or artifact.flavour != "labels":
+        raise SidecarError("the Python-backend model runs the labels ONNX graph")
+    version_dir = root / name / "1"
+    version_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).with_name("triton_model.py"), version_dir / "model.py")
+    for source in (graph_path, sidecar_path):
+        target = version_dir / source.name
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+    config = config_pbtxt(name, artifact, max_batch, queue_delay_us, python=True)
+    (root / name / "config.pbtxt").write_text(config)
+    return root / name
 
 
 def local_tensorrt_version() -> str | None:
@@ -163,11 +205,27 @@ def get_args_parser() -> argparse.ArgumentParser:
         "check", help="check that the repository's TensorRT plans fit this machine"
     )
     check.add_argument("repository", type=Path)
+    serve = sub.add_parser(
+        "serve",
+        help="serve the repository's genadapt-python model on a real Triton server (the "
+        "nvidia-pytriton wheel's tritonserver, or GENADAPT_TRITONSERVER)",
+    )
+    serve.add_argument("repository", type=Path)
+    serve.add_argument("--http-port", type=int, default=8000)
+    serve.add_argument("--grpc-port", type=int, default=8001)
+    serve.add_argument("--metrics-port", type=int, default=8002)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from genadapt.cli import run_cli
+
     args = get_args_parser().parse_args(argv)
+    if args.command == "serve":
+        from genadapt.export.triton_server import serve
+
+        ports = (args.http_port, args.grpc_port, args.metrics_port)
+        return run_cli("genadapt-triton serve", lambda: serve(args.repository, *ports), argv)
     problems = check_repository(args.repository, local_tensorrt_version(), local_gpu_name())
     for problem in problems:
         print(f"genadapt-triton: {problem}", file=sys.stderr)

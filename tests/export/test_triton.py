@@ -79,3 +79,22 @@ def test_an_onnx_repository_needs_no_check(tmp_path):
     model.write_bytes(b"onnx")
     write_repository(tmp_path / "triton", model, artifact("onnx"))
     assert check_repository(tmp_path / "triton", None, None) == []
+
+
+def test_the_python_backend_model_has_the_onnx_models_inputs_outputs_and_batching(tmp_path):
+    from genadapt.export.triton import write_python_model
+
+    graph, sidecar = tmp_path / "model.labels.onnx", tmp_path / "model.json"
+    graph.write_bytes(b"onnx")
+    sidecar.write_text("{}")
+    model_dir = write_python_model(tmp_path / "triton", graph, sidecar, artifact("onnx"))
+    python = parse((model_dir / "config.pbtxt").read_text())
+    onnx = parse(config_pbtxt("genadapt", artifact("onnx"), max_batch=8, queue_delay_us=2000))
+    assert python.backend == "python" and python.platform == ""
+    assert python.input == onnx.input and python.output == onnx.output
+    assert python.max_batch_size == onnx.max_batch_size
+    assert python.dynamic_batching == onnx.dynamic_batching
+    assert python.parameters["genadapt_device"].string_value == "auto"
+    assert sorted(p.name for p in (model_dir / "1").iterdir()) == [
+        "model.json", "model.labels.onnx", "model.py"]  # fmt: skip
+    assert "class TritonPythonModel" in (model_dir / "1" / "model.py").read_text()
