@@ -16,6 +16,7 @@ MODULES = (
     "genadapt.benchmarks.commands",  # table3, pipeline, http, eval, suite, gpu-check, gpu-report
     "genadapt.benchmarks.loader_bench",
     "genadapt.benchmarks.int8_accuracy",
+    "genadapt.benchmarks.label_bench",
     "genadapt.benchmarks.upsample_probe",
     "genadapt.benchmarks.openvino_probe",
 )

@@ -16,6 +16,7 @@ COMMANDS: dict[str, list[tuple[str, str, str]]] = {
     "genadapt-eval": [("", "genadapt.commands.eval", "get_args_parser")],
     "genadapt-export": [("", "genadapt.export.cli", "get_args_parser")],
     "genadapt-predict": [("", "genadapt.commands.predict", "get_args_parser")],
+    "genadapt-label": [("", "genadapt.commands.label", "get_args_parser")],
     "genadapt-serve": [("", "genadapt.serve.cli", "get_args_parser")],
     "genadapt-client": [("", "genadapt.serve.client", "get_args_parser")],
     "genadapt-bench": [("", "genadapt.benchmarks.cli", "get_args_parser")],

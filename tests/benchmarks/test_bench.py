@@ -260,3 +260,12 @@ def test_a_probe_runs_as_a_benchmark_and_one_missing_its_library_says_so(tmp_pat
     except ImportError:
         assert cli(["openvino-probe", "--out", str(tmp_path)]) == 2
         assert "pip install openvino" in capsys.readouterr().err
+
+
+def test_the_label_benchmark_sets_ray_beside_predict(tmp_path):
+    pytest.importorskip("ray")
+    assert cli(["label", "--quick", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "label.json").read_text())["rows"]
+    assert [r["command"] for r in rows] == ["genadapt-predict", "genadapt-label"]
+    assert rows[0]["vs_predict"] == 1.0 and all(r["images_per_s"] > 0 for r in rows)
+    assert rows[1]["start_s"] > 0  # Ray's start-up, reported beside the rate
