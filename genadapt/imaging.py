@@ -132,11 +132,15 @@ def decode_image(
 
 
 def decode_images(
-    data: bytes, draft_sizes: list[tuple[int, int] | None], max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes,
+    draft_sizes: list[tuple[int, int] | None],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    shown: list[tuple[int, int]] | None = None,
 ) -> list[np.ndarray]:
     """`decode_image` at several draft sizes: each result is what `decode_image` returns for
     its size. A JPEG is decoded once per size (its draft mode decodes reduced); any other
-    format is decoded once and reduced from that one frame."""
+    format is decoded once and reduced from that one frame. `shown` receives the image's
+    (W, H) as displayed (EXIF rotation applied), from the same header parse."""
     if not data:
         raise ImageDecodeError("empty file: zero bytes")
     if data[:2] == b"\xff\xd8" and (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:
@@ -146,12 +150,16 @@ def decode_images(
         )
     with reading_image(max_pixels):
         if data[:2] == b"\xff\xd8" and len(draft_sizes) > 1:
-            return [_decode(data, max_pixels, [size])[0] for size in draft_sizes]
-        return _decode(data, max_pixels, draft_sizes)
+            first = _decode(data, max_pixels, draft_sizes[:1], shown)
+            return first + [_decode(data, max_pixels, [size])[0] for size in draft_sizes[1:]]
+        return _decode(data, max_pixels, draft_sizes, shown)
 
 
 def _decode(
-    data: bytes, max_pixels: int, draft_sizes: list[tuple[int, int] | None]
+    data: bytes,
+    max_pixels: int,
+    draft_sizes: list[tuple[int, int] | None],
+    shown: list[tuple[int, int]] | None = None,
 ) -> list[np.ndarray]:
     with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as img:
         width, height = img.size
@@ -166,7 +174,10 @@ def _decode(
         if first is not None and img.format in ("JPEG", "MPO"):
             img.draft("RGB", _draft_request(img, first))
         img.load()
-        rotated = img.getexif().get(0x0112, 1) not in (0, 1)
+        orientation = img.getexif().get(0x0112, 1)
+        rotated = orientation not in (0, 1)
+        if shown is not None:
+            shown.append((height, width) if orientation in (5, 6, 7, 8) else (width, height))
         frames = []
         for size in draft_sizes:
             frame = img if size is None else _reduce(img, _draft_request(img, size))
@@ -246,7 +257,8 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         rgba = img if mode == "RGBA" else img.convert("RGBA")
         return np.ascontiguousarray(np.asarray(rgba.convert("RGBa"))[:, :, :3])
     try:
-        return np.asarray(img.convert("RGB"))
+        # An RGB frame is read as it is: convert("RGB") would copy it first for nothing.
+        return np.asarray(img if mode == "RGB" else img.convert("RGB"))
     except (ValueError, OSError) as exc:
         raise UnsupportedImageError(f"unsupported pixel mode {mode!r}: {exc}") from None
 
@@ -269,6 +281,21 @@ def network_input_and_photo(
     least `photo_size`. A format other than JPEG is decoded once for both."""
     net, photo = decode_images(data, [size, photo_size], max_pixels)
     return resize_rgb(net, size), photo
+
+
+def upload_views(
+    data: bytes,
+    size: tuple[int, int],
+    photo_size: tuple[int, int] | None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
+    """What the service takes from an upload: the network input (exactly as `network_input`
+    makes it), the photo when `photo_size` is given (as `network_input_and_photo`), and the
+    upload's displayed (W, H), read by the same header parse."""
+    shown: list[tuple[int, int]] = []
+    sizes = [size] if photo_size is None else [size, photo_size]
+    frames = decode_images(data, sizes, max_pixels, shown)
+    return resize_rgb(frames[0], size), (frames[1] if photo_size else None), shown[0]
 
 
 def probe_size(data: bytes) -> tuple[int, int]:

@@ -10,6 +10,7 @@ to its end, so that the memory budget held for it is released only when it is re
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,18 +35,30 @@ class IoPool:
         return max(0, self.in_flight - self.workers)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return (await self.run_timed(fn, *args))[0]
+
+    async def run_timed(self, fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+        """`fn(*args)` on a thread, and the seconds it waited for that thread."""
         if self.waiting() >= self.max_waiting:
             raise PoolBusyError
         self.in_flight += 1
+        submitted = time.perf_counter()
+        started: list[float] = []
+
+        def timed() -> Any:
+            started.append(time.perf_counter())
+            return fn(*args)
+
         try:
-            work = self.executor.submit(fn, *args)
+            work = self.executor.submit(timed)
             result = asyncio.wrap_future(work)
             try:
-                return await asyncio.wait_for(asyncio.shield(result), self.start_timeout_s)
+                value = await asyncio.wait_for(asyncio.shield(result), self.start_timeout_s)
             except TimeoutError:
                 if work.cancel():  # still queued: it never runs
                     raise PoolStartTimeoutError from None
-                return await result  # running: bounded work, see it through
+                value = await result  # running: bounded work, see it through
+            return value, started[0] - submitted
         finally:
             self.in_flight -= 1
 

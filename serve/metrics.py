@@ -18,7 +18,7 @@ class ServiceMetrics:
             stage: Histogram(
                 f"genadapt_{stage}_seconds", f"time in {stage}", buckets=BUCKETS, registry=r
             )
-            for stage in ("queue_wait", "inference", "decode", "encode", "request")
+            for stage in ("queue_wait", "io_wait", "inference", "decode", "encode", "request")
         }
         self.batch_size = Histogram(
             "genadapt_batch_size",

@@ -14,11 +14,9 @@ from genadapt.imaging import (
     encode_jpeg,
     encode_png,
     nearest_labels,
-    network_input,
-    network_input_and_photo,
     overlay,
-    probe_size,
     resize_rgb,
+    upload_views,
 )
 from genadapt.labels import LabelSpace
 from genadapt.spec import ModelSpec
@@ -65,12 +63,11 @@ def draft_sizes(spec: ModelSpec, photo_needed: bool) -> list[tuple[int, int]]:
 
 def decode_upload(data: bytes, spec: ModelSpec, max_pixels: int, photo_needed: bool) -> Decoded:
     """Build the network input exactly as genadapt-predict does (JPEG decoded at reduced scale,
-    then resized), so that the service and the CLI return the same labels."""
-    if photo_needed:
-        net, photo = network_input_and_photo(data, spec.input_size, spec.output_size, max_pixels)
-    else:
-        net, photo = network_input(data, spec.input_size, max_pixels), None
-    return Decoded(net, photo, probe_size(data))
+    then resized), so that the service and the CLI return the same labels; the upload's size
+    comes from the same header parse."""
+    photo_size = spec.output_size if photo_needed else None
+    net, photo, shown = upload_views(data, spec.input_size, photo_size, max_pixels)
+    return Decoded(net, photo, shown)
 
 
 @dataclass(frozen=True)

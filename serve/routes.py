@@ -175,25 +175,28 @@ async def segment(
         settings.max_output_pixels,
         settings.png_compression,
     )
+    waits: list[float] = []  # time spent waiting for an image thread, reported apart
     t0 = time.perf_counter()
-    cost = await _in_pool(pool, pipeline.decode_cost, data)
+    cost = await _in_pool(pool, pipeline.decode_cost, data, waits=waits)
     async with _holding(budget, cost, settings):
-        decoded = await _decode(state, pool, pipeline, data)
-    decode_s = time.perf_counter() - t0
+        decoded = await _decode(state, pool, pipeline, data, waits)
+    decode_s = time.perf_counter() - t0 - sum(waits)
     job = await _infer(state, settings, decoded)
-    t1 = time.perf_counter()
+    t1, decode_waits = time.perf_counter(), sum(waits)
     held = pipeline.encode_cost(decoded)
     await _acquire(budget, held, settings)
     try:
-        body = await _in_pool(pool, pipeline.encode, decoded, job.future.result())
+        labels = job.future.result()
+        body = await _in_pool(pool, pipeline.encode, decoded, labels, waits=waits)
     except BaseException:
         await budget.release(held)
         raise
     timings = {
         "decode": decode_s,
+        "io_wait": sum(waits),
         "queue": job.queue_wait,
         "inference": job.inference,
-        "encode": time.perf_counter() - t1,
+        "encode": time.perf_counter() - t1 - (sum(waits) - decode_waits),
         "total": time.perf_counter() - started,
     }
     _observe(metrics, timings, job.batch_size)
@@ -246,11 +249,15 @@ class HeldUntilSent(Response):
             await self._budget.release(self._nbytes)
 
 
-async def _in_pool(pool: IoPool, fn, *args):
-    """Run `fn` in the I/O pool; an image it cannot read is the client's error, not ours, and
-    a pool whose threads are all held answers rather than going silent."""
+async def _in_pool(pool: IoPool, fn, *args, waits: list[float] | None = None):
+    """Run `fn` in the I/O pool (its wait for a thread appended to `waits`); an image it cannot
+    read is the client's error, not ours, and a pool whose threads are all held answers rather
+    than going silent."""
     try:
-        return await pool.run(fn, *args)
+        result, waited = await pool.run_timed(fn, *args)
+        if waits is not None:
+            waits.append(waited)
+        return result
     except PoolBusyError:
         raise ServiceError(
             503, "busy", "every image thread is busy; retry shortly", {"Retry-After": "1"}
@@ -290,11 +297,13 @@ async def _acquire(budget: MemoryBudget, nbytes: int, settings: ServeSettings) -
         ) from None
 
 
-async def _decode(state: ModelState, pool: IoPool, pipeline: SegmentPipeline, data: bytes):
+async def _decode(
+    state: ModelState, pool: IoPool, pipeline: SegmentPipeline, data: bytes, waits: list[float]
+):
     """Decode in the I/O pool, telling the worker that a batch-mate is on its way meanwhile."""
     state.worker.incoming(+1)
     try:
-        return await _in_pool(pool, pipeline.decode, data)
+        return await _in_pool(pool, pipeline.decode, data, waits=waits)
     finally:
         state.worker.incoming(-1)
 
@@ -322,6 +331,7 @@ async def _infer(state: ModelState, settings: ServeSettings, decoded: Decoded) -
 def _observe(metrics: ServiceMetrics, timings: dict[str, float], batch_size: int) -> None:
     for stage, key in (
         ("decode", "decode"),
+        ("io_wait", "io_wait"),
         ("queue_wait", "queue"),
         ("inference", "inference"),
         ("encode", "encode"),

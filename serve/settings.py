@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -55,7 +56,12 @@ class ServeSettings(BaseSettings):
     )
     output_scale: int = Field(2, ge=1, description="label maps at this × the network size")
     png_compression: int = Field(1, ge=0, le=9)
-    workers_io: int = Field(4, ge=1, description="threads that decode and encode images")
+    workers_io: int = Field(
+        default_factory=lambda: max(4, os.cpu_count() or 1),
+        ge=1,
+        description="threads that decode and encode images (default: the machine's cores, at "
+        "least 4): decodes and encodes let go of the GIL, so each core takes one",
+    )
 
     def runtime_options(self) -> RuntimeOptions:
         """How the model is run: the settings `load_segmenter` takes."""

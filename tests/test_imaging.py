@@ -297,3 +297,25 @@ def test_a_jpeg_scan_bomb_is_refused_before_decoding():
     with pytest.raises(ImageDecodeError, match=f"more than the {MAX_JPEG_SCANS}"):
         decode_image(bomb)
     assert time.perf_counter() - started < 1.0  # counted, never decoded
+
+
+@pytest.mark.parametrize("kind", ["jpeg-rotated", "png"])
+def test_upload_views_is_what_the_separate_functions_give_from_one_parse(kind):
+    from genadapt.imaging import network_input, network_input_and_photo, probe_size, upload_views
+
+    rng = np.random.default_rng(2)
+    img = Image.fromarray(rng.integers(0, 256, (90, 200, 3), dtype=np.uint8))
+    if kind == "png":
+        data = encode(img, "PNG")
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        data = encode(img, "JPEG", exif=exif.tobytes(), quality=95)
+    net, photo, shown = upload_views(data, (64, 32), (128, 64))
+    want_net, want_photo = network_input_and_photo(data, (64, 32), (128, 64))
+    np.testing.assert_array_equal(net, want_net)
+    np.testing.assert_array_equal(photo, want_photo)
+    assert shown == probe_size(data) == ((90, 200) if kind != "png" else (200, 90))
+    alone, none, _ = upload_views(data, (64, 32), None)
+    np.testing.assert_array_equal(alone, network_input(data, (64, 32)))
+    assert none is None

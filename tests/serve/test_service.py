@@ -383,6 +383,18 @@ def test_segment_bytes_answers_what_the_service_answers(client, model_path):
     assert summary == {k: v for k, v in served.items() if k != "timing_ms"}
 
 
+def test_server_timing_reports_the_wait_for_an_image_thread_apart(client):
+    import re
+
+    answer = post(client, jpeg(), format="png")
+    stages = dict(re.findall(r"(\w+);dur=([\d.]+)", answer.headers["server-timing"]))
+    assert {"decode", "io_wait", "queue", "inference", "encode", "total"} == set(stages)
+    parts = sum(float(stages[k]) for k in ("decode", "io_wait", "queue", "inference", "encode"))
+    assert parts <= float(stages["total"]) + 0.05  # apart, not counted twice
+    metrics = client.get("/metrics").text
+    assert "genadapt_io_wait_seconds_count 1.0" in metrics
+
+
 def test_run_lengths():
     mask = np.array([[0, 1, 1], [1, 0, 0]], bool)
     assert run_lengths(mask) == [1, 3, 2]
