@@ -17,6 +17,7 @@ MODULES = (
     "genadapt.benchmarks.loader_bench",
     "genadapt.benchmarks.int8_accuracy",
     "genadapt.benchmarks.label_bench",
+    "genadapt.benchmarks.service_bench",
     "genadapt.benchmarks.upsample_probe",
     "genadapt.benchmarks.openvino_probe",
 )

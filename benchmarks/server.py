@@ -34,20 +34,29 @@ def serving(
 ) -> Iterator[Server]:
     """Start the service on `model`, wait until /readyz says so, yield it, then stop it
     (SIGTERM, the graceful path) whatever happened inside the block."""
-    port = free_port()
     env = dict(os.environ)
     if max_batch is not None:
         env["GENADAPT_MAX_BATCH"] = str(max_batch)
-    command = [
-        sys.executable,
-        "-m",
-        "genadapt.serve.cli",
-        str(model),
-        "--port",
-        str(port),
-        "--device",
-        device,
-    ]
+    command = [sys.executable, "-m", "genadapt.serve.cli", str(model), "--device", device]
+    with running(command, env, timeout_s) as server:
+        yield server
+
+
+@contextmanager
+def replaying(network: tuple[int, int], timeout_s: float = 120) -> Iterator[Server]:
+    """The service with its network replaced by a replay (replay_server.py), for the length
+    of the block: what the service costs around the network."""
+    command = [sys.executable, "-m", "genadapt.benchmarks.replay_server",
+               "--network", f"{network[0]}x{network[1]}"]  # fmt: skip
+    with running(command, dict(os.environ), timeout_s) as server:
+        yield server
+
+
+@contextmanager
+def running(command: list[str], env: dict, timeout_s: float) -> Iterator[Server]:
+    """`command --port P` on a free port until ready, stopped gracefully after the block."""
+    port = free_port()
+    command = [*command, "--port", str(port)]
     server = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
     )

@@ -45,11 +45,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    import uvicorn
     from pydantic import ValidationError
 
     from genadapt.serve.app import create_app
-    from genadapt.serve.connections import guarded_protocol, raise_open_file_limit
 
     flags = {k: v for k, v in vars(args).items() if v is not None and k != "verbose"}
     try:
@@ -60,7 +58,16 @@ def main(args: argparse.Namespace) -> int:
         ) from None
     if not settings.model:
         raise GenadaptError("give a MODEL path (or set GENADAPT_MODEL)")
-    app = create_app(settings)
+    run_server(create_app(settings), settings)
+    return 0
+
+
+def run_server(app, settings: ServeSettings) -> None:
+    """Serve `app` with uvicorn on the guarded h11 protocol, until SIGTERM."""
+    import uvicorn
+
+    from genadapt.serve.connections import guarded_protocol, raise_open_file_limit
+
     limit = raise_open_file_limit()
     if settings.max_connections + 64 > limit:
         log.warning(
@@ -81,7 +88,6 @@ def main(args: argparse.Namespace) -> int:
         timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
     )
-    return 0
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -269,3 +269,13 @@ def test_the_label_benchmark_sets_ray_beside_predict(tmp_path):
     assert [r["command"] for r in rows] == ["genadapt-predict", "genadapt-label"]
     assert rows[0]["vs_predict"] == 1.0 and all(r["images_per_s"] > 0 for r in rows)
     assert rows[1]["start_s"] > 0  # Ray's start-up, reported beside the rate
+
+
+def test_the_service_benchmark_measures_the_service_around_a_replayed_network(tmp_path):
+    assert cli(["service", "--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "service.json").read_text())
+    assert set(results["host_stages"]) == {"isal", "zlib"}
+    assert {"decode", "encode", "total"} <= set(results["host_stages"]["isal"])
+    levels = results["http"]["levels"]
+    assert [lv["concurrency"] for lv in levels] == [1, 2] and all(lv["errors"] == 0 for lv in levels)
+    assert "io_wait" in levels[0]["server_median_ms"] and results["host_ms"] > 0
