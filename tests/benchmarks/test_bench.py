@@ -277,5 +277,6 @@ def test_the_service_benchmark_measures_the_service_around_a_replayed_network(tm
     assert set(results["host_stages"]) == {"isal", "zlib"}
     assert {"decode", "encode", "total"} <= set(results["host_stages"]["isal"])
     levels = results["http"]["levels"]
-    assert [lv["concurrency"] for lv in levels] == [1, 2] and all(lv["errors"] == 0 for lv in levels)
+    assert [lv["concurrency"] for lv in levels] == [1, 2]
+    assert all(lv["errors"] == 0 for lv in levels)
     assert "io_wait" in levels[0]["server_median_ms"] and results["host_ms"] > 0
