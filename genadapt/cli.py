@@ -86,7 +86,7 @@ def add_runtime_arguments(
     command with its own layered settings (genadapt-serve) can tell them apart."""
     from genadapt.imaging import UPSAMPLE_MODES
     from genadapt.runtime.backends import backend_names
-    from genadapt.runtime.options import GPU_PRECISIONS, RuntimeOptions
+    from genadapt.runtime.options import COMPILE_MODES, GPU_PRECISIONS, RuntimeOptions
 
     default = RuntimeOptions() if defaults else None
     parser.add_argument(
@@ -102,6 +102,12 @@ def add_runtime_arguments(
         default=default and default.upsample,
         help="how logits reach the output size (a checkpoint run here)",
     )
+    parser.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default=None,
+        help="torch.compile the network in this mode (PyTorch backend; compiled once, cached)",
+    )
     if precision:
         parser.add_argument(
             "--precision",
@@ -115,7 +121,7 @@ def runtime_options(args: argparse.Namespace, **more: Any) -> RuntimeOptions:
     """The `RuntimeOptions` of parsed arguments (those left unset keep their defaults)."""
     from genadapt.runtime.options import RuntimeOptions
 
-    names = ("backend", "device", "upsample", "precision")
+    names = ("backend", "device", "upsample", "precision", "compile")
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return RuntimeOptions(**given, **more)
 

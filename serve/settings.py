@@ -31,6 +31,7 @@ class ServeSettings(BaseSettings):
         None, description="engines built at load time (default: ~/.cache/genadapt)"
     )
     upsample: str = "bilinear"
+    compile: str | None = Field(None, description="torch.compile mode (PyTorch backend)")
     max_batch: int = Field(4, ge=1, description="requests run together by the worker")
     batch_delay_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill")
     max_queue: int = Field(32, ge=1, description="waiting requests before 503")
@@ -72,4 +73,5 @@ class ServeSettings(BaseSettings):
             upsample=self.upsample,
             max_batch=self.max_batch,
             cache_dir=self.cache_dir,
+            compile=self.compile,
         )

@@ -259,6 +259,12 @@ def test_one_nearest_label_rule_at_pixel_centres():
     labels = rng.integers(0, 19, (1, 32, 64), dtype=np.uint8)
     twice = F.interpolate(torch.from_numpy(labels)[None].float(), (64, 128), mode="nearest")
     assert (nearest_labels(labels, (128, 64)) == twice[0].to(torch.uint8).numpy()).all()
+    # The device-side rule (logits_to_labels "nearest") is the host's at every scale too.
+    logits = torch.randn(2, 19, 37, 53)
+    host_labels = logits.argmax(1).to(torch.uint8).numpy()
+    for size in [(106, 74), (100, 70), (211, 149), (40, 30)]:
+        device = logits_to_labels(logits, size, "nearest").numpy()
+        np.testing.assert_array_equal(device, nearest_labels(host_labels, size))
 
 
 def test_a_decompression_bomb_is_refused_against_genadapts_own_limit():

@@ -38,6 +38,7 @@ def _load_torch(path: Path, options: RuntimeOptions, cuda: bool) -> Segmenter:
         "cuda" if cuda else "cpu",
         precision=options.precision,
         upsample=options.upsample,
+        compile_mode=options.compile,
     )
 
 

@@ -19,6 +19,8 @@ Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[Device, ...] = get_args(Device)
 # What a GPU computes in; a CPU runs fp32, or the INT8 an artifact was quantized to.
 GPU_PRECISIONS: tuple[Precision, ...] = ("fp16", "fp32")
+# torch.compile's modes (PyTorch backend): default, or the ones that also capture CUDA graphs.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class RuntimeOptions:
     upsample: Upsample = "bilinear"  # logits → output size, for a checkpoint run here
     max_batch: int = 8  # the largest batch an engine built at load time takes
     cache_dir: Path | None = None  # engines built at load time (default ~/.cache/genadapt)
+    compile: str | None = None  # torch.compile mode for the PyTorch backend (None: eager)
 
     def __post_init__(self) -> None:
         from genadapt.runtime.backends import backend_names  # the registry imports this module
@@ -40,6 +43,8 @@ class RuntimeOptions:
         check_precision(self.precision, GPU_PRECISIONS, "precision on a GPU")
         if self.upsample not in UPSAMPLE_MODES:
             raise GenadaptError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise GenadaptError(f"compile must be one of {COMPILE_MODES}, got {self.compile!r}")
         if self.max_batch < 1:
             raise GenadaptError(f"max_batch must be at least 1, got {self.max_batch}")
 

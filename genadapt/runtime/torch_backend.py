@@ -26,7 +26,13 @@ log = logging.getLogger(__name__)
 class TorchSegmenter(Segmenter):
     backend = "torch"
 
-    def __init__(self, model: FCN8s, spec: ModelSpec, cuda_graphs: bool = True) -> None:
+    def __init__(
+        self,
+        model: FCN8s,
+        spec: ModelSpec,
+        cuda_graphs: bool = True,
+        compile_mode: str | None = None,
+    ) -> None:
         self.model = model  # in eval mode: from_checkpoint sees to it; the trainer switches it
         self.torch_device = next(model.parameters()).device
         self.device = str(self.torch_device)
@@ -34,8 +40,16 @@ class TorchSegmenter(Segmenter):
         half = cuda and next(model.parameters()).dtype == torch.float16
         self.dtype = torch.float16 if half else torch.float32
         super().__init__(spec.replace(precision="fp16" if half else "fp32"))
-        self.cuda_graphs = cuda and cuda_graphs
+        # torch.compile's modes other than "default" capture CUDA graphs themselves.
+        self.compile_mode = compile_mode
+        self.cuda_graphs = cuda and cuda_graphs and compile_mode in (None, "default")
         self._graphs: dict[tuple, Callable[[torch.Tensor], torch.Tensor]] = {}
+        self._pinned: dict[tuple, torch.Tensor] = {}  # page-locked staging, one per shape
+        self.network = model
+        if compile_mode is not None:
+            # Inductor keeps what it compiled in its on-disk cache (~/.cache or TORCHINDUCTOR_
+            # CACHE_DIR): a second start of the same model reuses it, in seconds.
+            self.network = torch.compile(model, mode=compile_mode, dynamic=False)
         norm = spec.normalization
         self.mean = torch.tensor(norm.mean, device=self.torch_device).view(1, 3, 1, 1)
         self.std = torch.tensor(norm.std, device=self.torch_device).view(1, 3, 1, 1)
@@ -48,6 +62,7 @@ class TorchSegmenter(Segmenter):
         precision: Precision = "fp16",
         upsample: Upsample = "bilinear",
         cuda_graphs: bool = True,
+        compile_mode: str | None = None,
     ) -> TorchSegmenter:
         """F+C of a checkpoint on `device`; on CUDA channels_last, in `precision` (fp16 or
         fp32); a CPU always runs fp32."""
@@ -55,10 +70,13 @@ class TorchSegmenter(Segmenter):
         dev = torch.device(device)
         model = checkpoint.build_model().to(dev)
         if dev.type == "cuda":
+            # Fixed shapes: cuDNN's benchmark mode picks the fastest algorithm once per shape.
+            torch.backends.cudnn.benchmark = True
             model = model.to(memory_format=torch.channels_last)
             if precision == "fp16":
                 model = model.half()
-        return cls(model, checkpoint.spec.replace(upsample=upsample), cuda_graphs)
+        spec = checkpoint.spec.replace(upsample=upsample)
+        return cls(model, spec, cuda_graphs, compile_mode)
 
     @classmethod
     def from_path(cls, path: str | Path, device: str = "cpu", **kwargs) -> TorchSegmenter:
@@ -80,7 +98,7 @@ class TorchSegmenter(Segmenter):
     def _labels(self, image: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
         """uint8 (N, H, W, 3) on the device → uint8 labels (N, out_H, out_W) on the device. An
         image not at the network size is resized here first (see `segment`)."""
-        return logits_to_labels(self.model(self._prepare(image)), output_size, self.spec.upsample)
+        return logits_to_labels(self.network(self._prepare(image)), output_size, self.spec.upsample)
 
     def _prepare(self, image: torch.Tensor) -> torch.Tensor:
         """uint8 (N, H, W, 3) on the device → the network's normalized input."""
@@ -113,7 +131,7 @@ class TorchSegmenter(Segmenter):
 
         x = self._prepare(torch.from_numpy(batch).to(self.torch_device))
         lap("upload+normalize")
-        logits = self.model(x)
+        logits = self.network(x)
         lap("network")
         labels = logits_to_labels(logits, output_size, self.spec.upsample)
         lap("post-process")
@@ -123,13 +141,27 @@ class TorchSegmenter(Segmenter):
 
     @torch.inference_mode()
     def run(self, batch: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
-        image = torch.from_numpy(batch).to(self.torch_device, non_blocking=True)
+        host = self._staged(batch)
         if not self.cuda_graphs:
+            image = host.to(self.torch_device, non_blocking=True)
             return self._labels(image, output_size).cpu().numpy()
-        key = (*image.shape, *output_size)
+        key = (*host.shape, *output_size)
         if key not in self._graphs:
-            self._graphs[key] = self._capture(image, output_size)
-        return self._graphs[key](image).cpu().numpy()
+            self._graphs[key] = self._capture(host.to(self.torch_device), output_size)
+        return self._graphs[key](host).cpu().numpy()
+
+    def _staged(self, batch: np.ndarray) -> torch.Tensor:
+        """The batch on the host, for the copy to the device: on a GPU in a page-locked buffer
+        kept per shape (a pageable copy goes through a bounce buffer and cannot overlap)."""
+        if self.torch_device.type != "cuda":
+            return torch.from_numpy(batch)
+        pinned = self._pinned.get(batch.shape)
+        if pinned is None:
+            pinned = self._pinned[batch.shape] = torch.empty(
+                batch.shape, dtype=torch.uint8, pin_memory=True
+            )
+        pinned.numpy()[...] = batch
+        return pinned
 
     def _capture(self, example: torch.Tensor, output_size: tuple[int, int]):
         """Record the whole pre → network → post path once per shape; replay costs one launch."""
@@ -145,8 +177,8 @@ class TorchSegmenter(Segmenter):
             static_out = self._labels(static_in, output_size)
         log.info("captured a CUDA graph for input %s", tuple(example.shape))
 
-        def replay(image: torch.Tensor) -> torch.Tensor:
-            static_in.copy_(image)
+        def replay(host: torch.Tensor) -> torch.Tensor:
+            static_in.copy_(host, non_blocking=True)  # straight from the staging buffer
             graph.replay()
             return static_out
 
