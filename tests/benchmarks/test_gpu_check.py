@@ -189,3 +189,39 @@ def test_the_onnxruntime_profile_says_where_the_time_goes():
     by_op = profile["ort_ms_per_run_by_op"]
     assert "Conv on CPUExecutionProvider" in by_op and all(v >= 0 for v in by_op.values())
     assert list(by_op.values()) == sorted(by_op.values(), reverse=True)
+    assert profile["ort_memcpy_nodes"] == []  # a CPU session needs no host/device copies
+
+
+def test_the_profile_counts_only_the_runs_after_warm_up():
+    events = [{"name": "model_run", "ts": t, "cat": "Session"} for t in (0, 100, 200, 300)]
+    node = {"cat": "Node", "name": "conv_kernel_time",
+            "args": {"op_name": "Conv", "provider": "CUDAExecutionProvider"}}  # fmt: skip
+    events += [node | {"ts": 10, "dur": 9000}]  # the first run: kernel choice, allocation
+    events += [node | {"ts": t, "dur": 1000} for t in (210, 310)]
+    assert gpu_check.ops_after_warmup(events, warmup=2, runs=2) == {
+        "Conv on CUDAExecutionProvider": 1.0
+    }
+
+
+def test_a_memcpy_in_the_optimized_graph_is_found():
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    nodes = [helper.make_node("MemcpyToHost", ["x"], ["h"], name="to_host"),
+             helper.make_node("Relu", ["h"], ["y"], name="relu")]  # fmt: skip
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]))
+    assert gpu_check.memcpy_nodes(model.SerializeToString()) == ["MemcpyToHost:to_host"]
+
+
+def test_a_run_cut_short_keeps_every_finished_check_in_the_archive(tmp_path, monkeypatch):
+    def killed(*args):  # what a time-out does mid-check: nothing after it runs
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gpu_check, "check_pipeline", killed)
+    with pytest.raises(KeyboardInterrupt):
+        gpu_check.run_gpu_check(tmp_path, "cpu", quick=True,
+                                only=["torch-vs-cpu", "table3", "pipeline"])  # fmt: skip
+    checks = json.loads(archive_member(tmp_path / "gpu-check.tar.gz", "checks.json"))
+    assert list(checks["checks"]) == ["torch-vs-cpu", "table3"]
+    assert json.loads(archive_member(tmp_path / "gpu-check.tar.gz", "table3.json"))["sizes"]
