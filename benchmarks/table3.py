@@ -129,6 +129,11 @@ def eval_backends(cfg: BenchConfig, size: tuple[int, int]) -> list[tuple[str, st
     no_gpu = "no CUDA GPU on this machine"
     for precision in ("tf32", "fp16", "fp16+cudagraph"):
         entries.append(("torch", precision, _torch(checkpoint, cfg, precision) if cuda else no_gpu))
+    # torch.compile as TorchSegmenter runs it (--compile): default mode under genadapt's CUDA
+    # graph, and max-autotune with its own. Compiling takes minutes on a CPU: GPU rows only.
+    for mode in ("default", "max-autotune"):
+        factory = _torch_compiled(checkpoint, cfg, mode) if cuda else no_gpu
+        entries.append(("torch compile", f"fp16 {mode}", factory))
     # A CUDA run measures the GPU: a CPU row under the GPU's name would mislead.
     on_cpu = "a CPU row, skipped on a CUDA run" if cuda else _onnxruntime(checkpoint, "cpu")
     entries.append(("onnxruntime", "fp32", on_cpu))
@@ -171,6 +176,29 @@ def _torch(checkpoint: Checkpoint, cfg: BenchConfig, precision: str):
         if precision.endswith("cudagraph"):
             forward = _graphed(forward, x)
         return (lambda: forward(x)), device, {}
+
+    return factory
+
+
+def _torch_compiled(checkpoint: Checkpoint, cfg: BenchConfig, mode: str):
+    """The network through TorchSegmenter's own compiled path: fp16, channels-last, cuDNN's
+    benchmark mode, `torch.compile(mode)`, and for the default mode genadapt's CUDA graph."""
+
+    def factory(batch: int):
+        from genadapt.runtime.torch_backend import TorchSegmenter
+
+        segmenter = TorchSegmenter.from_checkpoint(checkpoint, cfg.device, compile_mode=mode)
+        x = torch.randn(
+            batch, 3, *reversed(checkpoint.spec.input_size), device=cfg.device
+        ).half().contiguous(memory_format=torch.channels_last)  # fmt: skip
+
+        def forward(inp: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return segmenter.network(inp)
+
+        if segmenter.cuda_graphs:
+            forward = _graphed(forward, x)
+        return (lambda: forward(x)), torch.device(cfg.device), {}
 
     return factory
 

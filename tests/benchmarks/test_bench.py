@@ -53,6 +53,7 @@ def test_table3_quick_writes_every_row(tmp_path):
         assert "no CUDA GPU" in rows[("torch", "fp16", 1)]["skipped"]
     markdown = (tmp_path / "table3.md").read_text()
     assert "| 128×64 |" in markdown and "Skipped:" in markdown and "tensorrt fp16" in markdown
+    assert "torch compile fp16 default" in markdown  # a GPU row, listed as skipped here
     assert (tmp_path / "table3.png").stat().st_size > 1000
 
 
