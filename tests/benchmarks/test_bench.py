@@ -35,6 +35,7 @@ def test_table3_quick_writes_every_row(tmp_path):
     expected = {(b, p) for b in ("torch",) for p in ("fp32", "tf32", "fp16", "fp16+cudagraph")}
     expected |= {("onnxruntime", "fp32"), ("tensorrt", "fp16")}
     expected |= {("onnxruntime-cuda", p) for p in ("fp32", "tf32", "fp16", "fp16+nhwc")}
+    expected |= {("torch compile", f"fp16 {mode}") for mode in ("default", "max-autotune")}
     if not torch.cuda.is_available():  # the labels graph, fp32 and INT8, for CPUs
         expected |= {("onnxruntime labels", "fp32"), ("onnxruntime labels", "int8")}
     assert {(b, p) for b, p, _ in rows} == expected
