@@ -92,11 +92,7 @@ def write_repository(
     version_dir = model_dir / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
     target = version_dir / ("model.plan" if artifact.kind == "tensorrt" else "model.onnx")
-    target.unlink(missing_ok=True)
-    try:
-        os.link(artifact_path, target)
-    except OSError:
-        shutil.copyfile(artifact_path, target)
+    _link_or_copy(artifact_path, target)
     (model_dir / "config.pbtxt").write_text(config_pbtxt(name, artifact, max_batch, queue_delay_us))
     return model_dir
 
@@ -118,15 +114,19 @@ def write_python_model(
     version_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(__file__).with_name("triton_model.py"), version_dir / "model.py")
     for source in (graph_path, sidecar_path):
-        target = version_dir / source.name
-        target.unlink(missing_ok=True)
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copyfile(source, target)
+        _link_or_copy(source, version_dir / source.name)
     config = config_pbtxt(name, artifact, max_batch, queue_delay_us, python=True)
     (root / name / "config.pbtxt").write_text(config)
     return root / name
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system allows it (no second copy of a large model)."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def local_tensorrt_version() -> str | None:

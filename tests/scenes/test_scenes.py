@@ -77,64 +77,15 @@ def test_looks_share_label_statistics_but_not_image_statistics(samples):
 def test_generated_folders_pass_check_and_load(tmp_path, capsys):
     generate_scenes(tmp_path, size=SIZE, source=6, target_train=4, target_val=3, unseen=2,
                     workers=2, tune_train=3, tune_val=2)  # fmt: skip
-    assert cli(["check", "--dataset", "gta5", "--root", str(tmp_path / "source")]) == 0
-    assert (
-        cli(
-            [
-                "check",
-                "--dataset",
-                "cityscapes",
-                "--root",
-                str(tmp_path / "tune"),
-                "--split",
-                "train",
-            ]
-        )
-        == 0
-    )
+
+    def check(kind: str, look: str, *split: str) -> int:
+        return cli(["check", "--dataset", kind, "--root", str(tmp_path / look), *split])
+
+    assert check("gta5", "source") == 0
+    assert check("cityscapes", "tune", "--split", "train") == 0
     assert len(SegmentationDataset("cityscapes", tmp_path / "tune", "val")) == 2
-    assert (
-        cli(
-            [
-                "check",
-                "--dataset",
-                "cityscapes",
-                "--root",
-                str(tmp_path / "target"),
-                "--split",
-                "train",
-            ]
-        )
-        == 0
-    )
-    assert (
-        cli(
-            [
-                "check",
-                "--dataset",
-                "cityscapes",
-                "--root",
-                str(tmp_path / "target"),
-                "--split",
-                "val",
-            ]
-        )
-        == 0
-    )
-    assert (
-        cli(
-            [
-                "check",
-                "--dataset",
-                "cityscapes",
-                "--root",
-                str(tmp_path / "unseen"),
-                "--split",
-                "val",
-            ]
-        )
-        == 0
-    )
+    for look, split in [("target", "train"), ("target", "val"), ("unseen", "val")]:
+        assert check("cityscapes", look, "--split", split) == 0
     source = SegmentationDataset("gta5", tmp_path / "source")
     target_val = SegmentationDataset("cityscapes", tmp_path / "target", "val")
     assert (len(source), len(target_val)) == (6, 3)
