@@ -120,9 +120,9 @@ def check_onnxruntime(plan: CheckPlan, ckpt: Checkpoint, images: np.ndarray) -> 
     cpu = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     expected = cpu.run(None, {"image": images})[0]
     ort_device = "cuda" if plan.device == "cuda" else "cpu"
-    session = ort.InferenceSession(
-        data, providers=choose_providers(ort_device, ort.get_available_providers())
-    )
+    # fp32 as labelled: TF32 off (the CUDA provider's default is on).
+    providers = choose_providers(ort_device, ort.get_available_providers(), tf32=False)
+    session = ort.InferenceSession(data, providers=providers)
     binding = session.io_binding()
     binding.bind_cpu_input("image", images)
     binding.bind_output("labels", ort_device)
@@ -132,6 +132,7 @@ def check_onnxruntime(plan: CheckPlan, ckpt: Checkpoint, images: np.ndarray) -> 
     result = {
         "passed": agreement >= AGREEMENT,
         "label_agreement": round(agreement, 6),
+        "precision": "fp32 (TF32 off)" if ort_device == "cuda" else "fp32",
         "providers": session.get_providers(),
     }
     if ort_device == "cuda":  # the fp16 logits graph, channels-last, as table3 times it

@@ -74,12 +74,21 @@ def _evaluation_rows(results: dict) -> list[str]:
                 f"{row['precision']} | {row['batch']} | {ms:.2f} | "
                 f"{row['p90_ms'] / row['batch']:.2f} | {row['p99_ms'] / row['batch']:.2f} | "
                 f"{row['items_per_s']:.1f} | {row['tflops']:.2f} | {speedup} | "
-                f"{row['peak_memory_mb']} | {machine_note(row.get('machine'))} |"
+                f"{_memory(row)} | {machine_note(row.get('machine'))} |"
             )
     if skipped:
         lines += ["", "Skipped:"]
         lines += [f"- {b} {p}: {reason}" for (b, p), reason in skipped.items()]
     return lines
+
+
+def _memory(row: dict) -> str:
+    """Peak MB with what it measures: PyTorch's allocator peak, or device memory grown (ONNX
+    Runtime's arena, which PyTorch does not see); – where it could not be measured."""
+    mb = row.get("peak_memory_mb")
+    if mb is None:
+        return "–"
+    return f"{mb} (device)" if row.get("memory_method", "").startswith("device") else str(mb)
 
 
 def _provenance_of_rows(results: dict) -> list[str]:
