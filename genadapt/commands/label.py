@@ -39,9 +39,8 @@ from genadapt.imaging import (
     colorize,
     encode_jpeg,
     encode_png,
-    network_input,
-    network_input_and_photo,
     overlay,
+    upload_views,
 )
 from genadapt.sidecar import SIDECAR_NAME, file_sha256
 
@@ -146,12 +145,8 @@ class Labeller:
         for source, stem in zip(batch["input"], batch["stem"], strict=True):
             try:
                 data = Path(source).read_bytes()
-                if "overlay" in self.outputs:
-                    net, photo = network_input_and_photo(
-                        data, spec.input_size, spec.output_size, self.max_pixels
-                    )
-                else:
-                    net, photo = network_input(data, spec.input_size, self.max_pixels), None
+                photo_size = spec.output_size if "overlay" in self.outputs else None
+                net, photo, _ = upload_views(data, spec.input_size, photo_size, self.max_pixels)
                 ready.append((str(source), str(stem), hashlib.sha256(data).hexdigest(), net, photo))
             except (ImageDecodeError, OSError) as exc:
                 rows.append(self._row(str(source), "", "", "failed", str(exc)))
