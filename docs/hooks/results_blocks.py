@@ -30,7 +30,7 @@ BLOCK = re.compile(r"(<!-- results: (.+?) -->\n)(.*?)(<!-- /results -->)", re.S)
 def render(command: str) -> str:
     from genadapt.benchmarks.int8_accuracy import int8_accuracy_markdown
     from genadapt.commands.eval import get_args_parser, render_table
-    from genadapt.trainer.sweep import summary_markdown
+    from genadapt.trainer.sweep import baselines, paired, paired_markdown, summary_markdown
 
     argv = shlex.split(command)
     if argv[:2] == ["genadapt-eval", "table"]:
@@ -38,6 +38,16 @@ def render(command: str) -> str:
         return render_table([_rooted(s) for s in args.reports], args.subset, args.pair)
     if argv[0] == "summary" and len(argv) == 2:
         return summary_markdown(json.loads((ROOT / argv[1]).read_text()))
+    if argv[0] == "paired" and len(argv) == 2:  # a sweep's paired gains and who made them
+        summary = json.loads((ROOT / argv[1]).read_text())
+        trained = sorted({c for r in summary["runs"].values() for c in r.get("trained_at", [])})
+        names = summary["names"]
+        against = summary.get("baselines") or baselines(list(names), {})
+        columns = list(next(iter(names.values())))
+        comparisons = summary.get("paired") or paired(summary["runs"], against, columns)
+        lines = paired_markdown(comparisons)[3:]  # the table, without its lead-in
+        lines += ["", f"Runs trained at commit(s): {', '.join(trained) or 'not recorded'}."]
+        return "\n".join(lines) + "\n"
     if argv[0] == "int8-accuracy" and len(argv) == 2:
         return int8_accuracy_markdown(json.loads((ROOT / argv[1]).read_text()))
     raise ValueError(f"unknown results command {command!r}")
