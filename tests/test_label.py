@@ -83,7 +83,7 @@ def test_a_killed_job_resumes_without_redoing_what_it_finished(model, tmp_path):
     files = photos(tmp_path / "in", 40, seed=1)
     out = tmp_path / "labels"
     command = [sys.executable, "-m", "genadapt.commands.label", str(model), str(tmp_path / "in"),
-               "--out", str(out), "--actors", "1", "--batch-size", "2"]  # fmt: skip
+               "--out", str(out), "--actors", "2", "--batch-size", "2"]  # fmt: skip
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
@@ -100,7 +100,7 @@ def test_a_killed_job_resumes_without_redoing_what_it_finished(model, tmp_path):
     assert 4 <= len(first) < 40, "the kill came after the job finished"
     finished = {r["input"] for r in first if r["status"] == "ok"}
 
-    assert cli([str(model), str(tmp_path / "in"), "--out", str(out), "--actors", "1"]) == 0
+    assert cli([str(model), str(tmp_path / "in"), "--out", str(out), "--actors", "2"]) == 0
     records = manifest(out)
     labelled = [r["input"] for r in records if r["status"] == "ok"]
     assert sorted(set(labelled)) == sorted(map(str, files))  # everything, once the rerun is done
