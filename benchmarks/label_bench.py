@@ -4,6 +4,11 @@ more), against plain genadapt-predict, on the same images and model, in one run.
 Each is a fresh process, as a user runs it. genadapt-label's rate is taken once Ray is up (its
 summary's `labelling_s`), since a job of millions of images pays the start-up once; the start-up
 is reported beside it. genadapt-predict's rate includes loading the model (about a second).
+
+Ray's daemons and workers are not this process's children when they end (Ray kills them), so
+their CPU time cannot be told from another program's: a genadapt-label row's machine record
+counts them as others and reads `contended` even on an idle machine. The predict row, measured
+in the same run, says whether the machine really was.
 """
 
 from __future__ import annotations
@@ -88,8 +93,16 @@ def label_markdown(results: dict) -> str:
         f"on {results['environment']['device']}"
     )
     columns = ["command", "actors", "threads", "images_per_s", "vs_predict", "seconds", "start_s"]
-    return "# Labelling on Ray against genadapt-predict\n\n" + rows_markdown(
-        title, results["rows"], columns
+    others = results["rows"][0]["machine"].get("others_cpu_share")
+    note = (
+        "\nThe genadapt-label rows' machine records count Ray's own daemons and workers as "
+        "other processes (they are not this process's children when they end); the "
+        f"genadapt-predict row saw others use {others} of the CPUs.\n"
+    )
+    return (
+        "# Labelling on Ray against genadapt-predict\n\n"
+        + rows_markdown(title, results["rows"], columns)
+        + note
     )
 
 

@@ -27,13 +27,13 @@ from genadapt.serve.pipeline import segment_bytes
 
 def host_stages(network: tuple[int, int], reps: int) -> dict:
     """p50 of each stage of segment_bytes on a 2048×1024 JPEG, ISA-L's deflate and zlib's."""
-    import genadapt.imaging as imaging
+    import genadapt.encoding as encoding
 
     data, segmenter = sample_jpeg(), ReplaySegmenter(network)
     rows = {}
-    isal = imaging._isal_zlib
+    isal = encoding._isal_zlib
     for deflate in ("isal", "zlib"):
-        imaging._isal_zlib = isal if deflate == "isal" else None
+        encoding._isal_zlib = isal if deflate == "isal" else None
         try:
             samples: dict[str, list[float]] = {}
             for rep in range(reps + 2):
@@ -42,7 +42,7 @@ def host_stages(network: tuple[int, int], reps: int) -> dict:
                     for stage, seconds in timings.items():
                         samples.setdefault(stage, []).append(seconds)
         finally:
-            imaging._isal_zlib = isal
+            encoding._isal_zlib = isal
         rows[deflate] = {stage: summarize(v) for stage, v in samples.items() if stage != "network"}
     return rows
 

@@ -12,9 +12,7 @@ import io
 import re
 import struct
 import warnings
-import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -28,7 +26,6 @@ from genadapt.errors import GenadaptError
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-PNG_MAX_THREADS = 4  # stripes of one PNG deflated at once
 DEFAULT_MAX_PIXELS = 40_000_000  # 8K UHD is 33 MP; a camera frame never needs more
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")  # JPEG covers MPO
 Upsample = Literal["bilinear", "nearest"]
@@ -392,85 +389,3 @@ def overlay(
     photo = Image.fromarray(resize_rgb(rgb, (labels.shape[1], labels.shape[0])))
     color = Image.fromarray(colorize(labels, palette))
     return np.asarray(Image.blend(photo, color, alpha))
-
-
-def encode_png(array: np.ndarray, compress_level: int = 1) -> bytes:
-    """PNG bytes of a uint8 (H, W) or (H, W, 3) array.
-
-    Written here rather than by Pillow, for speed: rows unfiltered, deflated by ISA-L (the
-    `isal` package: Intel's SIMD deflate and adler32) at its fastest level, else by zlib with its
-    run-length strategy in horizontal stripes deflated in parallel and joined into one stream
-    (as pigz does). A 2048×1024 label map: ~21 ms with Pillow, ~7 ms with zlib in one thread,
-    ~0.6 ms with ISA-L (docs/performance.md). Any PNG reader decodes either the same.
-    """
-    if (
-        array.dtype != np.uint8
-        or array.ndim not in (2, 3)
-        or (array.ndim == 3 and array.shape[2] != 3)
-    ):
-        raise ValueError(
-            f"encode_png takes uint8 (H, W) or (H, W, 3), got {array.dtype} {array.shape}"
-        )
-    height, width = array.shape[:2]
-    rows = np.empty((height, 1 + width * (array.shape[2] if array.ndim == 3 else 1)), np.uint8)
-    rows[:, 0] = 0  # filter type None on every row
-    rows[:, 1:] = array.reshape(height, -1)
-    header = struct.pack(">IIBBBBB", width, height, 8, 0 if array.ndim == 2 else 2, 0, 0, 0)
-    return b"".join(
-        [
-            b"\x89PNG\r\n\x1a\n",
-            _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", _deflate_rows(rows, compress_level)),
-            _png_chunk(b"IEND", b""),
-        ]
-    )
-
-
-PNG_STRIPE_BYTES = 1 << 19  # below this a stripe's thread costs more than it saves
-try:  # ISA-L's deflate: ~20× zlib's fastest on label maps; zlib where it is not installed
-    from isal import isal_zlib as _isal_zlib
-except ImportError:  # pragma: no cover - isal is a dependency; a platform without its wheel
-    _isal_zlib = None
-_png_pool: ThreadPoolExecutor | None = None
-
-
-def _deflate_rows(rows: np.ndarray, level: int) -> bytes:
-    """One zlib stream of `rows`: ISA-L where installed (level 1 and above map to its level 1,
-    level 0 stays stored), else zlib in stripes."""
-    if _isal_zlib is None:
-        return _deflate_rows_zlib(rows, level)
-    compressor = _isal_zlib.compressobj(min(level, 1), _isal_zlib.DEFLATED, 15)
-    return compressor.compress(rows.data) + compressor.flush()
-
-
-def _deflate_rows_zlib(rows: np.ndarray, level: int) -> bytes:
-    """zlib: stripes are deflated apart (zlib lets go of the GIL) and end on a sync flush, so
-    that their raw deflate data concatenates into one valid stream."""
-    global _png_pool
-    stripes = max(1, min(PNG_MAX_THREADS, rows.nbytes // PNG_STRIPE_BYTES))
-    parts = np.array_split(rows, stripes)
-
-    def deflate(index: int) -> bytes:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
-        last = index == len(parts) - 1
-        data = compressor.compress(parts[index].data)
-        return data + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-
-    if stripes == 1:
-        body = [deflate(0)]
-    else:
-        _png_pool = _png_pool or ThreadPoolExecutor(PNG_MAX_THREADS, thread_name_prefix="png")
-        body = list(_png_pool.map(deflate, range(stripes)))
-    # zlib header: deflate with a 32 KiB window, no preset dictionary (a valid check value).
-    adler = zlib.adler32(rows.data)
-    return b"".join([b"\x78\x01", *body, struct.pack(">I", adler)])
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()

@@ -9,15 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genadapt.imaging import (
-    colorize,
-    encode_jpeg,
-    encode_png,
-    nearest_labels,
-    overlay,
-    resize_rgb,
-    upload_views,
-)
+from genadapt.encoding import encode_jpeg, encode_png
+from genadapt.imaging import colorize, nearest_labels, overlay, resize_rgb, upload_views
 from genadapt.labels import LabelSpace
 from genadapt.spec import ModelSpec
 

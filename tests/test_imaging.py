@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from genadapt.encoding import encode_png
 from genadapt.imaging import (
     ImageDecodeError,
     ImageTooLargeError,
@@ -14,7 +15,6 @@ from genadapt.imaging import (
     UnsupportedImageError,
     colorize,
     decode_image,
-    encode_png,
     logits_to_labels,
     overlay,
     to_input_tensor,
@@ -186,13 +186,13 @@ def test_encode_png_round_trips_through_pillow(shape, deflate, monkeypatch):
     """Our own PNG writer (ISA-L's deflate, or zlib's in one stripe or several deflated in
     threads and joined) must decode, CRCs and zlib check value included, to exactly the array
     it was given."""
-    import genadapt.imaging as imaging
-    from genadapt.imaging import PNG_STRIPE_BYTES
+    import genadapt.encoding as encoding
+    from genadapt.encoding import PNG_STRIPE_BYTES
 
     if deflate == "isal":
-        assert imaging._isal_zlib is not None, "isal is a dependency: the fast path must be there"
+        assert encoding._isal_zlib is not None, "isal is a dependency: the fast path must be there"
     else:
-        monkeypatch.setattr(imaging, "_isal_zlib", None)
+        monkeypatch.setattr(encoding, "_isal_zlib", None)
 
     rng = np.random.default_rng(0)
     blocks = rng.integers(0, 19, (shape[0] // 16 + 1, shape[1] // 16 + 1), dtype=np.uint8)

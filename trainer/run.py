@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 from genadapt.checkpoint import Checkpoint, save_checkpoint
+from genadapt.encoding import encode_png
 from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write, atomic_write_bytes, load_weights_only
-from genadapt.imaging import encode_png
 from genadapt.labels import get_label_space
 from genadapt.provenance import provenance
 from genadapt.trainer.adapter import Adapter, Batch

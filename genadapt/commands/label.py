@@ -31,14 +31,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from genadapt.cli import add_runtime_arguments, run_cli, runtime_options, setup_logging
 from genadapt.commands.predict import Job, collect_jobs
+from genadapt.encoding import encode_jpeg, encode_png
 from genadapt.errors import GenadaptError
 from genadapt.fileio import atomic_write_bytes
 from genadapt.imaging import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
     colorize,
-    encode_jpeg,
-    encode_png,
     overlay,
     upload_views,
 )

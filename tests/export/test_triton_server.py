@@ -4,6 +4,7 @@ model, and clients send images over HTTP and gRPC."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -59,11 +60,9 @@ def triton(tmp_path_factory):
     deadline = time.time() + 120
     while True:
         assert server.poll() is None, (root / "tritonserver.log").read_text()[-3000:]
-        try:
+        with contextlib.suppress(httpx.TransportError):  # not listening yet
             if httpx.get(f"http://127.0.0.1:{ports['http']}/v2/health/ready").status_code == 200:
                 break
-        except httpx.TransportError:
-            pass
         assert time.time() < deadline, "Triton did not become ready"
         time.sleep(0.5)
     yield root, ports
