@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from genadapt import turbo_jpeg
 from genadapt.errors import GenadaptError
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -170,11 +171,16 @@ def _decode(
         (first, *_) = draft_sizes
         if first is not None and img.format in ("JPEG", "MPO"):
             img.draft("RGB", _draft_request(img, first))
-        img.load()
         orientation = img.getexif().get(0x0112, 1)
         rotated = orientation not in (0, 1)
         if shown is not None:
             shown.append((height, width) if orientation in (5, 6, 7, 8) else (width, height))
+        if len(draft_sizes) == 1 and (rgb := turbo_jpeg.decode_rgb(data, img)) is not None:
+            # The same pixels as Pillow's, without its copies (genadapt/turbo_jpeg.py).
+            if (method := _ORIENTATIONS.get(orientation)) is not None:
+                return [np.asarray(Image.fromarray(rgb).transpose(method))]
+            return [rgb]
+        img.load()
         frames = []
         for size in draft_sizes:
             frame = img if size is None else _reduce(img, _draft_request(img, size))
@@ -182,6 +188,18 @@ def _decode(
                 frame = ImageOps.exif_transpose(frame)
             frames.append(_to_rgb(frame))
         return frames
+
+
+# EXIF orientation → the transpose that makes the image upright (as ImageOps.exif_transpose).
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def megapixels(pixels: int) -> str:

@@ -276,8 +276,9 @@ def test_the_label_benchmark_sets_ray_beside_predict(tmp_path):
 def test_the_service_benchmark_measures_the_service_around_a_replayed_network(tmp_path):
     assert cli(["service", "--quick", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "service.json").read_text())
-    assert set(results["host_stages"]) == {"isal", "zlib"}
-    assert {"decode", "encode", "total"} <= set(results["host_stages"]["isal"])
+    assert set(results["host_stages"]) == {"turbojpeg+isal", "pillow+isal", "pillow+zlib"}
+    assert {"decode", "encode", "total"} <= set(results["host_stages"]["turbojpeg+isal"])
+    assert results["decode_speedup_turbojpeg_vs_pillow"] > 0
     levels = results["http"]["levels"]
     assert [lv["concurrency"] for lv in levels] == [1, 2]
     assert all(lv["errors"] == 0 for lv in levels)
