@@ -172,6 +172,7 @@ def summarize(
         "baseline": names[0],
         "baselines": against,
         "paired": paired(per_run, against, columns),
+        "orderings": orderings(per_run, names, columns),
         "provenance": provenance(),
     }
 
@@ -204,6 +205,48 @@ def paired(per_run: dict[str, dict], against: dict[str, str], columns: list[str]
                     [by_seed[(name, s)][column] for s in seeds],
                 ) | {"seeds": seeds, "baseline": base}
     return out
+
+
+def orderings(per_run: dict[str, dict], names: list[str], columns: list[str]) -> dict:
+    """With more than two models (an ablation), every pair of them, later name − earlier, paired
+    by seed: which orderings the seeds separate (95% CI clear of 0) and which they do not."""
+    if len(names) < 3:
+        return {}
+    out: dict[str, dict] = {}
+    for i, earlier in enumerate(names):
+        for later in names[i + 1 :]:
+            comparisons = paired(per_run, {later: earlier}, columns).get(later)
+            if comparisons:
+                out[f"{later} − {earlier}"] = comparisons
+    return out
+
+
+def orderings_markdown(comparisons: dict) -> list[str]:
+    """Lines of a table: each pair's mean difference and its 95% CI per look; a difference
+    whose CI is clear of 0 is marked separable."""
+    if not comparisons:
+        return []
+    columns = list(dict.fromkeys(c for looks in comparisons.values() for c in looks))
+    lines = [
+        "",
+        "Every ordering, paired by seed (mean difference [95% CI]; **bold**: the CI is clear of 0,"
+        " so the seeds separate the two):",
+        "",
+        f"| difference | {' | '.join(columns)} |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for pair, looks in comparisons.items():
+        cells = []
+        for column in columns:
+            c = looks.get(column)
+            if c is None or not c["ci95"]:
+                cells.append("–" if c is None else f"{c['mean_gain']:+.1f} (n={c['n']})")
+                continue
+            low, high = c["ci95"]
+            cell = f"{c['mean_gain']:+.1f} [{low:+.1f}, {high:+.1f}]"
+            cells.append(f"**{cell}**" if low > 0 or high < 0 else cell)
+        lines.append(f"| {pair} | {' | '.join(cells)} |")
+    return lines
 
 
 def _selected(folder: Path) -> dict | None:
@@ -253,6 +296,8 @@ def summary_markdown(summary: dict) -> str:
     # Summaries written before the paired comparison existed: derived from their runs.
     comparisons = summary.get("paired") or paired(runs, against, columns)
     lines += paired_markdown(comparisons)
+    # Summaries written before the orderings existed: derived from their runs too.
+    lines += orderings_markdown(summary.get("orderings") or orderings(runs, list(names), columns))
     if summary.get("failed"):
         lines += ["", f"Failed: {', '.join(summary['failed'])}"]
     trained = sorted({c for row in runs.values() for c in row.get("trained_at", [])})

@@ -111,3 +111,32 @@ def test_a_model_is_compared_with_the_baseline_it_is_paired_with():
     assert "| full-ema-2 | 26.0 (+4.0) |" in text and "full-ema over source-only-ema" in text
     with pytest.raises(GenadaptError, match="not in the sweep"):
         baselines(names, {"full-ema": "source-only-slow"})
+
+
+def test_an_ablation_says_which_orderings_its_seeds_separate():
+    from genadapt.trainer.sweep import orderings, summary_markdown
+
+    runs = {}
+    values = {"source-only": [10, 11, 12], "feature-d": [10.2, 10.9, 12.1],
+              "adapted": [15, 17, 16]}  # fmt: skip
+    for name, per_seed in values.items():
+        for seed, value in enumerate(per_seed, start=1):
+            runs[f"{name}-{seed}"] = {"name": name, "seed": seed, "target": value}
+    names = list(values)
+    result = orderings(runs, names, ["target"])
+    assert list(result) == [
+        "feature-d − source-only",
+        "adapted − source-only",
+        "adapted − feature-d",
+    ]
+    assert result["adapted − feature-d"]["target"]["gains"] == [4.8, 6.1, 3.9]
+    assert orderings(runs, names[:2], ["target"]) == {}  # two models: the paired table says it
+    summary = {"subset": "x", "runs": runs, "baseline": "source-only",
+               "names": {n: {"target": None} for n in names}, "orderings": result}  # fmt: skip
+    text = summary_markdown(summary)
+    separated = result["adapted − feature-d"]["target"]
+    low = separated["ci95"][0]
+    assert (
+        low > 0 and f"| adapted − feature-d | **+{separated['mean_gain']:.1f} [+{low:.1f}" in text
+    )
+    assert "| feature-d − source-only | +0.1 [" in text  # not separable: not bold
