@@ -113,7 +113,7 @@ ablation: setup
 	$(SWEEP) --data $(RESULTS)/data --out $(RESULTS) --preset $(RESULTS_PRESET) \
 	  --run source-only=source-only --run feature-d=feature-d --run global-d=global-d \
 	  --run no-aux=no-aux --run adapted=full --seeds $(ABLATION_SEEDS) --eval target unseen \
-	  --summary ablation
+	  --summary ablation --orderings
 
 # Copy a demo's evaluation reports into docs/results/demo/seed-N/ (committed; the README's demo
 # table is rendered from them).

@@ -74,6 +74,7 @@ class Sweep:
     summary_name: str = "summary"  # OUT/<name>.json and .md: sweeps may share a folder
     threads: int | None = None  # per run; default: the cores shared among the jobs
     pairs: dict[str, str] = field(default_factory=dict)  # name → its baseline (else the first)
+    orderings: bool = False  # also pair every two models (an ablation's question)
 
     def run_all(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -82,7 +83,7 @@ class Sweep:
         with ThreadPoolExecutor(self.jobs) as pool:
             outcomes = list(pool.map(lambda spec: self.run_one(spec, threads), order))
         failed = [spec.folder for spec, ok in zip(order, outcomes, strict=True) if not ok]
-        summary = summarize(self.out, self.runs, self.evals, self.pairs)
+        summary = summarize(self.out, self.runs, self.evals, self.pairs, self.orderings)
         summary["failed"] = failed
         path = self.out / self.summary_name
         atomic_write_bytes(path.with_suffix(".json"), json.dumps(summary, indent=2).encode())
@@ -135,9 +136,14 @@ def execution_order(runs: list[RunSpec]) -> list[RunSpec]:
 
 
 def summarize(
-    out: Path, runs: list[RunSpec], evals: list[str], pairs: dict[str, str] | None = None
+    out: Path,
+    runs: list[RunSpec],
+    evals: list[str],
+    pairs: dict[str, str] | None = None,
+    with_orderings: bool = False,
 ) -> dict:
-    """Per run, per name (mean ± std) and per seed (gains over each name's baseline)."""
+    """Per run, per name (mean ± std) and per seed (gains over each name's baseline); with
+    `with_orderings`, every two names paired as well (`orderings`)."""
     per_run: dict[str, dict] = {}
     for spec in runs:
         folder = out / spec.folder
@@ -172,7 +178,7 @@ def summarize(
         "baseline": names[0],
         "baselines": against,
         "paired": paired(per_run, against, columns),
-        "orderings": orderings(per_run, names, columns),
+        "orderings": orderings(per_run, names, columns) if with_orderings else {},
         "provenance": provenance(),
     }
 
@@ -296,8 +302,7 @@ def summary_markdown(summary: dict) -> str:
     # Summaries written before the paired comparison existed: derived from their runs.
     comparisons = summary.get("paired") or paired(runs, against, columns)
     lines += paired_markdown(comparisons)
-    # Summaries written before the orderings existed: derived from their runs too.
-    lines += orderings_markdown(summary.get("orderings") or orderings(runs, list(names), columns))
+    lines += orderings_markdown(summary.get("orderings") or {})
     if summary.get("failed"):
         lines += ["", f"Failed: {', '.join(summary['failed'])}"]
     trained = sorted({c for row in runs.values() for c in row.get("trained_at", [])})
@@ -384,6 +389,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
     p.add_argument("--summary", default="summary", help="name of the summary files in OUT")
     p.add_argument("--threads", type=int, default=None, help="per run (default: cores/jobs)")
+    p.add_argument("--orderings", action="store_true",
+                   help="also pair every two models by seed and say which differences the "
+                        "seeds separate (an ablation's question)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a TrainConfig value for every new run (repeatable)")  # fmt: skip
     return p
@@ -404,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         extra = [flag for kv in args.set for flag in ("--set", kv)]
         pairs = dict(parse_pair(text) for text in args.pair)
         sweep = Sweep(args.data, args.out, args.preset, runs, args.eval, args.adapt_to,
-                      args.jobs, extra, args.summary, args.threads, pairs)  # fmt: skip
+                      args.jobs, extra, args.summary, args.threads, pairs,
+                      args.orderings)  # fmt: skip
         summary = sweep.run_all()
         print(summary_markdown(summary), end="")
         return 1 if summary["failed"] else 0

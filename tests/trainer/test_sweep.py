@@ -1,6 +1,7 @@
 """The sweep: runs per name and seed, their evaluations, the summary, and picking up again."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,22 @@ def test_an_ablation_says_which_orderings_its_seeds_separate():
         low > 0 and f"| adapted − feature-d | **+{separated['mean_gain']:.1f} [+{low:.1f}" in text
     )
     assert "| feature-d − source-only | +0.1 [" in text  # not separable: not bold
+
+
+def test_orderings_are_what_an_ablation_asks_for(tmp_path):
+    from genadapt.trainer.sweep import SUBSET, get_args_parser, summarize
+
+    runs = []
+    for name, per_seed in (("source-only", [10, 11]), ("feature-d", [10, 12]), ("full", [14, 16])):
+        for seed, value in enumerate(per_seed, start=1):
+            runs.append(RunSpec(name, "source-only" if name == "source-only" else "full", seed))
+            report = tmp_path / f"{name}-{seed}" / "eval" / "target.json"
+            report.parent.mkdir(parents=True)
+            report.write_text(json.dumps({"miou": {SUBSET: value}}))
+    assert summarize(tmp_path, runs, ["target"])["orderings"] == {}  # a plain sweep: no
+    ordered = summarize(tmp_path, runs, ["target"], with_orderings=True)["orderings"]
+    assert ordered["full − feature-d"]["target"]["gains"] == [4.0, 4.0]
+    args = ["--data", "d", "--out", "o", "--run", "a=full", "--orderings"]
+    assert get_args_parser().parse_args(args).orderings
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    assert "--summary ablation --orderings" in makefile
