@@ -32,29 +32,29 @@ HOST_VARIANTS = [("turbojpeg", "isal"), ("pillow", "isal"), ("pillow", "zlib")]
 
 def host_stages(network: tuple[int, int], reps: int) -> dict:
     """p50 of each stage of segment_bytes on a 2048×1024 JPEG, for each of HOST_VARIANTS:
-    JPEG decoded by TurboJPEG or Pillow, PNG deflated by ISA-L or zlib."""
+    JPEG decoded by TurboJPEG or Pillow, PNG deflated by ISA-L or zlib. The variants take turns
+    request by request, so that a machine whose speed drifts (a shared host) moves them alike."""
     import genadapt.encoding as encoding
     import genadapt.turbo_jpeg as turbo_jpeg
 
     data, segmenter = sample_jpeg(), ReplaySegmenter(network)
-    rows = {}
+    samples: dict[str, dict[str, list[float]]] = {f"{d}+{z}": {} for d, z in HOST_VARIANTS}
     isal, simplejpeg = encoding._isal_zlib, turbo_jpeg._simplejpeg
-    for decoder, deflate in HOST_VARIANTS:
-        encoding._isal_zlib = isal if deflate == "isal" else None
-        turbo_jpeg._simplejpeg = simplejpeg if decoder == "turbojpeg" else None
-        try:
-            samples: dict[str, list[float]] = {}
-            for rep in range(reps + 2):
+    try:
+        for rep in range(reps + 2):
+            for decoder, deflate in HOST_VARIANTS:
+                encoding._isal_zlib = isal if deflate == "isal" else None
+                turbo_jpeg._simplejpeg = simplejpeg if decoder == "turbojpeg" else None
                 _, timings = segment_bytes(data, segmenter)
                 if rep >= 2:  # two warm-up passes
                     for stage, seconds in timings.items():
-                        samples.setdefault(stage, []).append(seconds)
-        finally:
-            encoding._isal_zlib, turbo_jpeg._simplejpeg = isal, simplejpeg
-        rows[f"{decoder}+{deflate}"] = {
-            stage: summarize(v) for stage, v in samples.items() if stage != "network"
-        }
-    return rows
+                        samples[f"{decoder}+{deflate}"].setdefault(stage, []).append(seconds)
+    finally:
+        encoding._isal_zlib, turbo_jpeg._simplejpeg = isal, simplejpeg
+    return {
+        variant: {stage: summarize(v) for stage, v in stages.items() if stage != "network"}
+        for variant, stages in samples.items()
+    }
 
 
 def run_service(network: tuple[int, int], reps: int, levels: list[int], requests: int) -> dict:
