@@ -15,6 +15,7 @@ differently); the caller then decodes with Pillow as before, errors included.
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 from PIL import Image
@@ -24,6 +25,10 @@ logger = logging.getLogger(__name__)
 try:  # an optional speed-up: Pillow decodes the same pixels without it
     import simplejpeg as _simplejpeg
 except ImportError:  # pragma: no cover - simplejpeg is a dependency; a platform without its wheel
+    _simplejpeg = None
+# GENADAPT_JPEG_DECODER=pillow leaves every JPEG to Pillow: for comparing the two in one service,
+# or for a platform whose simplejpeg wheel bundles a libjpeg-turbo that decodes differently.
+if os.environ.get("GENADAPT_JPEG_DECODER", "").lower() == "pillow":
     _simplejpeg = None
 
 

@@ -7,6 +7,9 @@ pixels, so that a model also sees what it saw before the decoder changed."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -107,3 +110,10 @@ def test_without_simplejpeg_pillow_decodes_the_same(monkeypatch):
     monkeypatch.setattr(turbo_jpeg, "_simplejpeg", None)
     assert not turbo_jpeg.available()
     assert np.array_equal(imaging.decode_image(data, draft_size=(100, 50)), fast)
+
+
+def test_an_operator_can_leave_every_jpeg_to_pillow():
+    code = "from genadapt import turbo_jpeg; print(turbo_jpeg.available())"
+    env = {**os.environ, "GENADAPT_JPEG_DECODER": "pillow"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
