@@ -28,7 +28,12 @@ def _reports(tmp_path, size=(1024, 512), *, torch_ms=1.5, ort_ms=2.7, http_p50=1
         ]
     }
     pipeline = {
-        "host_to_host": {"torch bilinear": {"p50_ms": 3.4}, "torch nearest": {"p50_ms": 2.1}}
+        "host_to_host": {"torch bilinear": {"p50_ms": 3.4}, "torch nearest": {"p50_ms": 2.1}},
+        "backends": {
+            "torch": {"decode": {"p50_ms": 3.5}, "encode": {"p50_ms": 0.7}},
+            "onnxruntime": {"decode": {"p50_ms": 3.1}, "encode": {"p50_ms": 0.6}},
+            "tensorrt": {"skipped": "absent"},
+        },
     }
     http = {
         "levels": [
@@ -60,9 +65,9 @@ def test_each_target_is_read_from_its_report_and_judged(tmp_path):
     rows = list(_by_name(assess_targets(_reports(tmp_path))).values())
     assert [r["name"] for r in rows] == [t.name for t in TARGETS]
     measured = [r["measured"] for r in rows]
-    assert measured == [1.5, 3.4, 2.1, 95.0, 1.8, 14.0, 120.0, 0.9981]
+    assert measured == [1.5, 3.4, 2.1, 95.0, 1.8, 14.0, 120.0, 0.9981, 3.7]
     status = [r["status"] for r in rows]
-    assert status == ["met", "SHORT", "met", "met", "SHORT", "met", "SHORT", "met"]
+    assert status == ["SHORT", "SHORT", "met", "met", "SHORT", "SHORT", "SHORT", "met", "met"]
     assert [r["goal_met"] for r in rows[:4]] == [False, False, False, False]
 
 
@@ -73,6 +78,7 @@ def test_a_missing_report_is_not_measured_not_a_pass(tmp_path):
     rows = _by_name(assess_targets(reports))
     http = [r for name, r in rows.items() if name.startswith("HTTP")]
     assert {r["status"] for r in http} == {"not measured"}
+    assert rows[TARGETS[-1].name]["status"] == "not measured"  # no pipeline backends
     assert {r["measured"] for r in http} == {None}
     assert rows[TARGETS[1].name]["status"] == "not measured"
     assert "not measured" in targets_markdown(assess_targets(reports))
