@@ -3,9 +3,10 @@
 Pillow decodes a JPEG through the same library, so the pixels are the same bytes (the default
 "islow" DCT and fancy chroma upsampling in both; tests/test_turbo_jpeg.py compares them over
 subsamplings, progressive files, odd sizes and every draft scale). What this path saves is
-Pillow's machinery around the library: a 2048×1024 JPEG decodes at half scale in ~3.5 ms
-instead of ~4.1, and at full size in ~5.3 instead of ~9 (docs/performance.md), straight into
-the NumPy array that the network's input is made from.
+Pillow's machinery around the library, and its copies: a 2048×1024 JPEG decodes at half scale
+1.26× faster (`genadapt-bench service`, docs/performance.md), straight into the NumPy array
+that the network's input is made from; a full-size decode, which Pillow copies whole, gains
+more.
 
 `decode_rgb` answers None whenever it cannot promise Pillow's pixels (no simplejpeg, a colour
 space other than 3-component YCbCr/RGB, a file libjpeg warns about, a scale it would choose
