@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from genadapt import turbo_jpeg
 from genadapt.errors import GenadaptError
@@ -172,25 +172,24 @@ def _decode(
         if first is not None and img.format in ("JPEG", "MPO"):
             img.draft("RGB", _draft_request(img, first))
         orientation = img.getexif().get(0x0112, 1)
-        rotated = orientation not in (0, 1)
+        upright = _ORIENTATIONS.get(orientation)  # None: nothing to turn (no copy either)
         if shown is not None:
             shown.append((height, width) if orientation in (5, 6, 7, 8) else (width, height))
         if len(draft_sizes) == 1 and (rgb := turbo_jpeg.decode_rgb(data, img)) is not None:
             # The same pixels as Pillow's, without its copies (genadapt/turbo_jpeg.py).
-            if (method := _ORIENTATIONS.get(orientation)) is not None:
-                return [np.asarray(Image.fromarray(rgb).transpose(method))]
-            return [rgb]
+            return [rgb if upright is None else np.asarray(Image.fromarray(rgb).transpose(upright))]
         img.load()
         frames = []
         for size in draft_sizes:
             frame = img if size is None else _reduce(img, _draft_request(img, size))
-            if rotated:  # exif_transpose copies even when there is nothing to turn
-                frame = ImageOps.exif_transpose(frame)
+            if upright is not None:
+                frame = frame.transpose(upright)
             frames.append(_to_rgb(frame))
         return frames
 
 
-# EXIF orientation → the transpose that makes the image upright (as ImageOps.exif_transpose).
+# EXIF orientation → the transpose that makes the image upright: ImageOps.exif_transpose's
+# table, applied here to the decoded frame whichever decoder made it.
 _ORIENTATIONS = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
