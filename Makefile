@@ -27,7 +27,7 @@ TUNE_CANDIDATES ?= $(sort $(wildcard docs/tuning/candidates/*.yaml))
 TUNE_BASELINES ?= $(sort $(wildcard docs/tuning/baselines/*.yaml))
 # A candidate that deploys a moving average is compared with source-only averaged the same way.
 TUNE_PAIRS ?= weak-ema=source-only-ema weak-warmup-ema=source-only-ema \
-  long-warmup=source-only-1300
+  long-warmup=source-only-1300 warmup-600=source-only-1300
 
 # The container image: docker where a Docker engine answers, else podman with a throwaway store.
 IMAGE ?= genadapt:latest
