@@ -58,6 +58,7 @@ def ce(
     target: torch.Tensor | int,
     reduction: str = "mean",
     stands_for: int | None = None,
+    smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Pixel-wise cross entropy; an int target is one domain label for every output pixel.
 
@@ -65,16 +66,18 @@ def ce(
     an image's labelled pixels, averaged over the batch (they divide each step's total by the
     batch size). `stands_for` counts an output map with fewer pixels than D's patch grid (the
     global and feature-space D ablations) as that many pixels, so that an ablation changes the
-    structure of D and not, through the reduction, the weight of its loss.
+    structure of D and not, through the reduction, the weight of its loss. `smoothing` is
+    PyTorch's label smoothing (the target mixed with the uniform distribution by that share).
     """
     if isinstance(target, int):
         b, _, h, w = logits.shape
         target = torch.full((b, h, w), target, dtype=torch.long, device=logits.device)
+    kwargs = {"ignore_index": IGNORE_ID, "label_smoothing": smoothing}
     if reduction == "mean":
-        return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_ID)
+        return F.cross_entropy(logits.float(), target, **kwargs)
     if stands_for is not None:
-        return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_ID) * stands_for
-    summed = F.cross_entropy(logits.float(), target, ignore_index=IGNORE_ID, reduction="sum")
+        return F.cross_entropy(logits.float(), target, **kwargs) * stands_for
+    summed = F.cross_entropy(logits.float(), target, reduction="sum", **kwargs)
     return summed / logits.shape[0]
 
 
@@ -197,12 +200,14 @@ class Adapter(nn.Module):
     def _ce(self, logits: torch.Tensor, target: torch.Tensor | int) -> torch.Tensor:
         return ce(logits, target, self.cfg.loss_reduction)
 
-    def _domain_ce(self, domain: torch.Tensor, target: int, image: tuple[int, int]) -> torch.Tensor:
+    def _domain_ce(
+        self, domain: torch.Tensor, target: int, image: tuple[int, int], smoothing: float = 0.0
+    ) -> torch.Tensor:
         """CE of D's domain output; a global or feature-space one counts as D's patch grid."""
         stands_for = None
         if self.cfg.variant in ("global-d", "feature-d"):
             stands_for = patch_grid_pixels(*image)
-        return ce(domain, target, self.cfg.loss_reduction, stands_for)
+        return ce(domain, target, self.cfg.loss_reduction, stands_for, smoothing)
 
     def _l1(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         # The authors' L1 is a mean in both reductions; their step total is divided by the batch.
@@ -215,10 +220,11 @@ class Adapter(nn.Module):
         images = torch.cat([batch.xs01, fake[:n], batch.xt01, fake[n:]])  # one D pass
         domain, classes = self.D_run(images)
         d_src, d_src_fake, d_tgt, d_tgt_fake = domain.split(n)
-        loss_dom = self._domain_ce(d_src, SRC_REAL, image)
-        loss_dom = loss_dom + self._domain_ce(d_src_fake, SRC_FAKE, image)
-        loss_dom = loss_dom + self._domain_ce(d_tgt, TGT_REAL, image)
-        loss_dom = loss_dom + self._domain_ce(d_tgt_fake, TGT_FAKE, image)
+        smooth = self.cfg.d_label_smoothing  # D's targets only: G and F keep hard ones
+        loss_dom = self._domain_ce(d_src, SRC_REAL, image, smooth)
+        loss_dom = loss_dom + self._domain_ce(d_src_fake, SRC_FAKE, image, smooth)
+        loss_dom = loss_dom + self._domain_ce(d_tgt, TGT_REAL, image, smooth)
+        loss_dom = loss_dom + self._domain_ce(d_tgt_fake, TGT_FAKE, image, smooth)
         if classes is None:  # no-aux: D has no pixel-labeling head
             return loss_dom, {"d_domain": loss_dom}
         loss_aux = self._ce(classes[:n], resize_labels(batch.ys, classes.shape[-2:]))
@@ -260,8 +266,9 @@ class Adapter(nn.Module):
     def feature_d_loss(self, fc7: torch.Tensor, n: int, image: tuple[int, int]):
         """Feature-space D: tell source from target embeddings."""
         domain = self.D_run(fc7)
-        loss = self._domain_ce(domain[:n], SRC_REAL, image)
-        loss = loss + self._domain_ce(domain[n:], TGT_REAL, image)
+        smooth = self.cfg.d_label_smoothing
+        loss = self._domain_ce(domain[:n], SRC_REAL, image, smooth)
+        loss = loss + self._domain_ce(domain[n:], TGT_REAL, image, smooth)
         return loss, {"d_domain": loss}
 
     def feature_f_loss(self, batch: Batch, feats, logits: torch.Tensor):

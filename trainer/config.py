@@ -55,6 +55,10 @@ class TrainConfig:
     # exponential moving average of F/C's weights (Polyak averaging), not the last iterate.
     source_warmup: int = 0
     ema_decay: float = 0.0
+    # d_label_smoothing > 0: D's regularisation, its domain targets smoothed towards uniform
+    # (label smoothing in the D step only, so F's and G's targets stay hard: one-sided, as in
+    # Salimans et al. 2016). On a short budget D wins early and F's adversarial loss saturates.
+    d_label_smoothing: float = 0.0
     # Data: the source has labels, the target's labels are never read in training.
     source_kind: str = "gta5"
     source_root: str = ""
@@ -134,6 +138,8 @@ class TrainConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.d_label_smoothing < 1.0:
+            raise ConfigError(f"d_label_smoothing must be in [0, 1), got {self.d_label_smoothing}")
         # Configs from before amp took a name held a bool (and meant bf16 by true).
         self.amp = {"true": "bf16", "false": "off"}.get(str(self.amp).lower(), self.amp)
         if self.amp not in AMP_MODES:

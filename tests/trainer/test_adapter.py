@@ -295,3 +295,33 @@ def test_deterministic_turns_on_deterministic_kernels(monkeypatch):
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_d_label_smoothing_softens_only_the_discriminators_targets():
+    smooth, plain, batch = make_adapter(d_label_smoothing=0.2), make_adapter(), make_batch()
+    feats, logits = plain.fc_run(torch.cat([batch.xs, batch.xt]), 1)
+    fake = plain.G(tuple(f.detach() for f in feats), SIZE).detach()
+    torch.manual_seed(5)  # D's dropout draws the same masks in both passes
+    _, d_parts = smooth.d_loss(batch, fake)
+    # By hand: each domain term is (1 − ε)·CE against the true domain + ε·the mean over the four
+    # domains of −log p, averaged over D's patches.
+    torch.manual_seed(5)
+    with torch.no_grad():
+        domain, _ = smooth.D(torch.cat([batch.xs01, fake[:1], batch.xt01, fake[1:]]))
+    log_p = torch.log_softmax(domain, dim=1)
+    expected = sum(
+        -(0.8 * log_p[i, target] + 0.2 * log_p[i].mean(0)).mean()
+        for i, target in enumerate((0, 1, 2, 3))  # src-real, src-fake, tgt-real, tgt-fake
+    )
+    torch.testing.assert_close(d_parts["d_domain"], expected)
+    torch.manual_seed(5)
+    assert not torch.allclose(plain.d_loss(batch, fake)[1]["d_domain"], expected)
+    # G's and F's targets stay hard: their losses are the plain adapter's.
+    for name in ("g_loss", "f_loss"):
+        args = (batch, fake) if name == "g_loss" else (batch, feats, logits)
+        torch.manual_seed(6)
+        expected_loss = getattr(plain, name)(*args)[0]
+        torch.manual_seed(6)
+        torch.testing.assert_close(getattr(smooth, name)(*args)[0], expected_loss)
+    with pytest.raises(ConfigError, match="d_label_smoothing"):
+        resolve_config("cpu-tiny", overrides={"d_label_smoothing": 1.0})
