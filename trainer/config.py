@@ -55,9 +55,9 @@ class TrainConfig:
     # exponential moving average of F/C's weights (Polyak averaging), not the last iterate.
     source_warmup: int = 0
     ema_decay: float = 0.0
-    # d_label_smoothing > 0: D's regularisation, its domain targets smoothed towards uniform
-    # (label smoothing in the D step only, so F's and G's targets stay hard: one-sided, as in
-    # Salimans et al. 2016). On a short budget D wins early and F's adversarial loss saturates.
+    # d_label_smoothing > 0: D's regularisation, its four domain targets smoothed towards
+    # uniform in D's own step (G's and F's adversarial targets stay hard, so only D is made less
+    # confident). On a short budget D wins early and F's adversarial loss saturates.
     d_label_smoothing: float = 0.0
     # Data: the source has labels, the target's labels are never read in training.
     source_kind: str = "gta5"
