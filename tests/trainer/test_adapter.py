@@ -325,3 +325,15 @@ def test_d_label_smoothing_softens_only_the_discriminators_targets():
         torch.testing.assert_close(getattr(smooth, name)(*args)[0], expected_loss)
     with pytest.raises(ConfigError, match="d_label_smoothing"):
         resolve_config("cpu-tiny", overrides={"d_label_smoothing": 1.0})
+
+
+def test_d_label_smoothing_reaches_the_feature_space_discriminator():
+    adapter, batch = make_adapter("feature-d", d_label_smoothing=0.2), make_batch()
+    with torch.no_grad():
+        fc7 = adapter.fc_run(torch.cat([batch.xs, batch.xt]), 1)[0][2]
+        log_p = torch.log_softmax(adapter.D(fc7), dim=1)  # no dropout: the same pass again
+    expected = sum(
+        -(0.8 * log_p[i, target] + 0.2 * log_p[i].mean(0)).mean()
+        for i, target in enumerate((SRC_REAL, TGT_REAL))
+    )
+    torch.testing.assert_close(adapter.feature_d_loss(fc7, 1, SIZE)[0], expected)
