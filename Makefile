@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
 # The demo: built-in scenes → source-only and adapted models → evaluation → ONNX export with its
-# parity gate → one image through the HTTP service → a results table. About 8 minutes on 2 cores.
+# parity gate → one image through the HTTP service → a results table. 8½ to 11½ minutes on 2 cores.
 OUT ?= demo-out
 DEMO_PRESET ?= cpu-demo
 DEMO_SEED ?= 1
