@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import tarfile
 import tempfile
 from pathlib import Path
@@ -38,7 +37,7 @@ from genadapt.benchmarks.report import (
 )
 from genadapt.benchmarks.server import serving
 from genadapt.benchmarks.table3 import BenchConfig, run_table3
-from genadapt.benchmarks.timing import device_name, watching_the_machine
+from genadapt.benchmarks.timing import device_name, results_folder_name, watching_the_machine
 from genadapt.checkpoint import Checkpoint, save_checkpoint
 from genadapt.errors import GenadaptError
 
@@ -209,8 +208,7 @@ def cmd_eval(args: argparse.Namespace) -> dict:
 def cmd_suite(args: argparse.Namespace) -> dict:
     """Every benchmark, sized to finish within about 8 minutes on this machine."""
     device = resolve_device(args.device)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name(device)).strip("-").lower()
-    reports = Reports(args.out / slug)
+    reports = Reports(args.out / results_folder_name(device_name(device)))
     cuda = device.startswith("cuda")
     if args.quick:
         size, width = QUICK_SIZE, QUICK_WIDTH

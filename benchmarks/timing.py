@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import resource
 import time
 from collections.abc import Callable, Iterator
@@ -97,6 +98,17 @@ def device_name(device: torch.device | str) -> str:
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(torch.device(device))
     return f"{cpu_model()} ({torch.get_num_threads()} threads)"
+
+
+# Words of a CPU's model name that tell two machines apart by nothing: trademark marks, and
+# "Processor" or "CPU" (Intel's virtual CPUs call themselves "Intel(R) Xeon(R) Processor").
+_NAME_NOISE = re.compile(r"\((?:R|TM)\)|\b(?:Processor|CPU)\b", re.IGNORECASE)
+
+
+def results_folder_name(name: str) -> str:
+    """The folder under benchmarks/results/ that a device's reports go to: "Intel(R) Xeon(R)
+    Processor (2 threads)" → "intel-xeon-2-threads", "NVIDIA H200" → "nvidia-h200"."""
+    return re.sub(r"[^a-z0-9]+", "-", _NAME_NOISE.sub(" ", name).lower()).strip("-")
 
 
 # Other processes may use this share of all CPUs during a measurement before it is marked

@@ -283,3 +283,22 @@ def test_the_service_benchmark_measures_the_service_around_a_replayed_network(tm
     assert [lv["concurrency"] for lv in levels] == [1, 2]
     assert all(lv["errors"] == 0 for lv in levels)
     assert "io_wait" in levels[0]["server_median_ms"] and results["host_ms"] > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [
+        ("Intel(R) Xeon(R) Processor (2 threads)", "intel-xeon-2-threads"),
+        ("Intel(R) Xeon(R) Platinum 8480+ (16 threads)", "intel-xeon-platinum-8480-16-threads"),
+        ("AMD EPYC 7B13 64-Core Processor (2 threads)", "amd-epyc-7b13-64-core-2-threads"),
+        (
+            "Intel(R) Core(TM) i7-9700K CPU @ 3.60GHz (8 threads)",
+            "intel-core-i7-9700k-3-60ghz-8-threads",
+        ),
+        ("NVIDIA H200", "nvidia-h200"),
+    ],
+)
+def test_the_suite_names_its_folder_after_the_device_without_trademark_noise(name, folder):
+    from genadapt.benchmarks.timing import results_folder_name
+
+    assert results_folder_name(name) == folder
