@@ -28,6 +28,27 @@ def table3_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def table3_tables(results: dict) -> str:
+    """Table 3's tables and targets without the report's headings (bold captions instead),
+    for a results block inside a page of the docs, with the footnote of what made them."""
+    from genadapt.provenance import footnote
+
+    lines = [
+        *_training_rows(results),
+        "",
+        *_evaluation_rows(results),
+        *_provenance_of_rows(results),
+        "",
+        "Targets:",
+        "",
+        *[f"- {t}" for t in target_checks(results)],
+        *contended_warning(results),
+    ]
+    if "provenance" in results:
+        lines += ["", footnote(results["provenance"])]
+    return "\n".join(f"**{line[3:]}**" if line.startswith("## ") else line for line in lines)
+
+
 def _size_name(entry: dict) -> str:
     return "×".join(map(str, entry["size"]))
 

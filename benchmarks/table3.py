@@ -150,7 +150,7 @@ def eval_backends(cfg: BenchConfig, size: tuple[int, int]) -> list[tuple[str, st
 
         reason = "TensorRT timings come from genadapt-export --tensorrt engines (see README)"
     except ImportError:
-        reason = "TensorRT is not installed (cannot be installed on this project's machines)"
+        reason = "TensorRT is not installed (pip install 'genadapt[gpu]' on a CUDA machine)"
     entries.append(("tensorrt", "fp16", reason))
     return entries
 

@@ -34,3 +34,12 @@ def test_a_changed_number_is_caught():
     number = re.search(r"\d+\.\d", shown).group(0)
     altered = shown.replace(number, f"{float(number) + 0.1:.1f}", 1)
     assert altered.strip() != render(command).strip()
+
+
+def test_a_table3_block_keeps_the_pages_outline_and_names_its_commit():
+    (command,) = [c for page, c, _ in SHOWN if c.startswith("table3 ")]
+    shown = render(command)
+    assert not [line for line in shown.splitlines() if line.startswith("#")]
+    assert "**Evaluation: the network F+C per image**" in shown
+    assert "| 1024×512 | 443 | onnxruntime labels | int8 |" in shown
+    assert "Made by commit " in shown and "CPU goal" in shown

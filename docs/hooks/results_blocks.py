@@ -7,8 +7,9 @@ A results block in a page is
     <!-- /results -->
 
 where COMMAND is `genadapt-eval table …` on committed eval reports, `summary PATH` for a
-committed sweep summary (rendered as the sweep writes it) or `int8-accuracy PATH` for a
-committed `genadapt-bench int8-accuracy` report. `python docs/hooks/results_blocks.py` (`make
+committed sweep summary (rendered as the sweep writes it), `int8-accuracy PATH` for a
+committed `genadapt-bench int8-accuracy` report or `table3 PATH` for a committed
+`genadapt-bench table3` (or `suite`) report. `python docs/hooks/results_blocks.py` (`make
 results-tables`) rewrites every block from its files; tests/test_readme_results.py fails when a
 page differs from what its files render.
 """
@@ -29,6 +30,7 @@ BLOCK = re.compile(r"(<!-- results: (.+?) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 def render(command: str) -> str:
     from genadapt.benchmarks.int8_accuracy import int8_accuracy_markdown
+    from genadapt.benchmarks.report import table3_tables
     from genadapt.commands.eval import get_args_parser, render_table
     from genadapt.trainer.sweep import baselines, paired, paired_markdown, summary_markdown
 
@@ -50,6 +52,8 @@ def render(command: str) -> str:
         return "\n".join(lines) + "\n"
     if argv[0] == "int8-accuracy" and len(argv) == 2:
         return int8_accuracy_markdown(json.loads((ROOT / argv[1]).read_text()))
+    if argv[0] == "table3" and len(argv) == 2:
+        return table3_tables(json.loads((ROOT / argv[1]).read_text()))
     raise ValueError(f"unknown results command {command!r}")
 
 
