@@ -162,6 +162,7 @@ def cmd_table3(args: argparse.Namespace) -> dict:
             train_reps=2,
             budget_s=5,
             device=device,
+            turns=2,
         )
     else:
         cfg = BenchConfig(
@@ -225,6 +226,7 @@ def cmd_suite(args: argparse.Namespace) -> dict:
         train_reps=10 if cuda else (2 if args.quick else 3),
         budget_s=15 if cuda else 40,
         device=device,
+        turns=2 if args.quick else 5,
     )
     results = {"table3": bench_table3(cfg, reports)}
     results["pipeline"] = bench_pipeline(checkpoint, device, 10 if cuda else 3, reports)

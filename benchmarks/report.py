@@ -180,11 +180,19 @@ def target_checks(results: dict) -> list[str]:
             verdict = "met" if value >= goal else "SHORT"
             lines.append(f"{what}: {value:.0f}× faster than the paper (goal ≥ {goal}×): {verdict}")
     ratio = eager["ms_per_image"] / best["ms_per_image"]
+    measured_as = ""
+    turns = entry.get("in_turns")
+    if turns and turns["best"] == f"{best['backend']} {best['precision']}":
+        # Timed in turns, the two share the host's drift; the verdict goes by that ratio.
+        rounds = turns["rounds"]
+        measured_as = f" taking turns over {rounds} rounds ({ratio:.2f}× in the rows above)"
+        ratio = turns["ratio"]
     goal = 5.0 if any(r["precision"] == "int8" for r in measured) else 1.8
     verdict = "met" if ratio >= goal else "SHORT"
     lines.append(
         f"best backend ({best['backend']} {best['precision']}) vs PyTorch eager fp32: "
-        f"{ratio:.2f}× (CPU goal ≥ {goal:g}×{' with INT8' if goal == 5 else ''}): {verdict}"
+        f"{ratio:.2f}×{measured_as} (CPU goal ≥ {goal:g}×{' with INT8' if goal == 5 else ''}): "
+        f"{verdict}"
     )
     return lines
 

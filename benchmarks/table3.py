@@ -23,6 +23,7 @@ from genadapt.benchmarks.timing import (
     summarize,
     sync,
     time_calls,
+    time_in_turns,
     watching_the_machine,
 )
 from genadapt.checkpoint import Checkpoint
@@ -56,6 +57,7 @@ class BenchConfig:
     train_reps: int = 10
     budget_s: float = 20.0  # per measurement, so a slow CPU still finishes
     device: str = "cpu"
+    turns: int = 5  # CPU: rounds of the best backend and PyTorch eager taking turns
 
 
 def gflops(width: float, padding: str, size: tuple[int, int]) -> float:
@@ -313,6 +315,9 @@ def run_table3(cfg: BenchConfig) -> dict:
         for variant in ("full", "source-only"):
             log.info("train %s at %dx%d", variant, *size)
             entry["train"][variant] = train_iteration(cfg, size, variant)
+        # On a CPU each backend's batch-1 call is kept for the comparison in turns below.
+        kept: dict[tuple[str, str], Callable[[], object]] = {}
+        on_cpu = torch.device(cfg.device).type == "cpu"
         for backend, precision, factory in eval_backends(cfg, size):
             for batch in cfg.batches:
                 row = {"backend": backend, "precision": precision, "batch": batch}
@@ -339,9 +344,41 @@ def run_table3(cfg: BenchConfig) -> dict:
                         "machine": machine,
                     }
                 )
+                if on_cpu and batch == 1:
+                    kept[(backend, precision)] = fn
                 # Free this row's model or session now: freed during the next row's set-up, it
                 # would show there as negative memory.
                 fn = info = memory = None
                 gc.collect()
+        if on_cpu:
+            entry["in_turns"] = best_against_eager_in_turns(entry["eval"], kept, cfg.turns)
+        kept.clear()
         results["sizes"].append(entry)
     return results
+
+
+def best_against_eager_in_turns(
+    rows: list[dict], calls: dict[tuple[str, str], Callable[[], object]], rounds: int
+) -> dict | None:
+    """The CPU target's ratio, PyTorch eager fp32 over the fastest other backend at batch 1,
+    measured again with the two taking turns call by call (`time_in_turns`): the rows above
+    are timed one after the other, minutes apart, on a host whose speed drifts meanwhile."""
+    measured = [r for r in rows if "skipped" not in r and r["batch"] == 1]
+    others = [r for r in measured if (r["backend"], r["precision"]) != ("torch", "fp32")]
+    if len(others) == len(measured) or not others:
+        return None  # no eager row, or nothing to compare it with
+    best = min(others, key=lambda r: r["ms_per_image"])
+    pair = {"eager": ("torch", "fp32"), "best": (best["backend"], best["precision"])}
+    log.info("eval %s %s and torch fp32 taking turns, %d rounds", *pair["best"], rounds)
+    with watching_the_machine() as machine:
+        samples = time_in_turns({role: calls[key] for role, key in pair.items()}, "cpu", rounds)
+    eager_ms, best_ms = (1000 * float(np.median(samples[role])) for role in ("eager", "best"))
+    return {
+        "eager": "torch fp32",
+        "best": " ".join(pair["best"]),
+        "rounds": rounds,
+        "eager_p50_ms": round(eager_ms, 3),
+        "best_p50_ms": round(best_ms, 3),
+        "ratio": round(eager_ms / best_ms, 3),
+        "machine": machine,
+    }

@@ -66,6 +66,27 @@ def time_calls(
     return samples
 
 
+def time_in_turns(
+    fns: dict[str, Callable[[], object]], device: torch.device | str, rounds: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Wall time of each function's calls, the functions taking turns call by call for
+    `rounds` rounds (after `warmup` turns each): every function is timed in the same minutes,
+    so the ratio of their medians holds on a host whose speed drifts, which timing one after
+    the other does not (a shared 2-core host drifts by up to 1.5× within minutes)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    sync(device)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            samples[name].append(time.perf_counter() - t0)
+    return samples
+
+
 def peak_memory_mb(device: torch.device | str) -> float:
     """Peak device memory since the last reset (CUDA), or the process's peak RSS (CPU)."""
     if torch.device(device).type == "cuda":
