@@ -175,6 +175,7 @@ def cmd_table3(args: argparse.Namespace) -> dict:
             train_reps=args.train_reps,
             budget_s=args.budget_s,
             device=device,
+            turns=args.turns,
         )
     return bench_table3(cfg, Reports(args.out))
 
@@ -272,6 +273,13 @@ def table3_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reps", type=int, default=30)
     p.add_argument("--train-reps", type=int, default=10)
     p.add_argument("--budget-s", type=float, default=20.0, help="time cap per measurement")
+    p.add_argument(
+        "--turns",
+        type=int,
+        default=5,
+        help="CPU: rounds of PyTorch eager and the fastest backend timed taking turns, for the "
+        "CPU target's ratio (the rows are timed one after the other)",
+    )
     add_device_and_quick(p)
     p.add_argument("--out", type=Path, required=True)
 

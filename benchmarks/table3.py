@@ -59,6 +59,14 @@ class BenchConfig:
     device: str = "cpu"
     turns: int = 5  # CPU: rounds of the best backend and PyTorch eager taking turns
 
+    def __post_init__(self) -> None:
+        counts = {"reps": self.reps, "train_reps": self.train_reps, "turns": self.turns}
+        for name, value in counts.items():
+            if value < 1:  # a median of no samples: refused here rather than deep in a row
+                raise GenadaptError(f"{name} must be at least 1, got {value}")
+        if self.warmup < 0:
+            raise GenadaptError(f"warmup must be 0 or more, got {self.warmup}")
+
 
 def gflops(width: float, padding: str, size: tuple[int, int]) -> float:
     """FLOPs of one F+C forward at batch 1, counted on meta tensors (no compute)."""

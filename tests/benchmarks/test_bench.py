@@ -356,3 +356,11 @@ def test_the_cpu_verdict_goes_by_the_ratio_taken_in_turns():
     (line,) = target_checks(results)
     assert "5.20× taking turns over 5 rounds (4.00× in the rows above)" in line
     assert line.endswith("met")
+
+
+@pytest.mark.parametrize("flag", ["--reps", "--train-reps", "--turns"])
+def test_table3_refuses_no_samples_in_one_line(flag, tmp_path, capsys):
+    assert cli(["table3", flag, "0", "--sizes", "64x32", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag[2:].replace('-', '_')} must be at least 1, got 0" in err
+    assert "Traceback" not in err and not (tmp_path / "table3.json").exists()
