@@ -15,6 +15,25 @@ def table3_markdown(results: dict) -> str:
         f"{cfg['width']} (training width {cfg['train_width']}), padding {cfg['padding']}. "
         "p50 of repeated calls after warm-up, device synchronized.",
         "",
+        *_table3_sections(results),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def table3_tables(results: dict) -> str:
+    """Table 3's sections without the report's headings (bold captions instead), for a results
+    block inside a page of the docs, with the footnote of what made them."""
+    from genadapt.provenance import footnote
+
+    lines = _table3_sections(results)
+    if "provenance" in results:
+        lines += ["", footnote(results["provenance"])]
+    return "\n".join(f"**{line[3:]}**" if line.startswith("## ") else line for line in lines)
+
+
+def _table3_sections(results: dict) -> list[str]:
+    """Training, evaluation and the targets, each under its ## heading."""
+    return [
         *_training_rows(results),
         "",
         *_evaluation_rows(results),
@@ -25,28 +44,6 @@ def table3_markdown(results: dict) -> str:
         *[f"- {t}" for t in target_checks(results)],
         *contended_warning(results),
     ]
-    return "\n".join(lines) + "\n"
-
-
-def table3_tables(results: dict) -> str:
-    """Table 3's tables and targets without the report's headings (bold captions instead),
-    for a results block inside a page of the docs, with the footnote of what made them."""
-    from genadapt.provenance import footnote
-
-    lines = [
-        *_training_rows(results),
-        "",
-        *_evaluation_rows(results),
-        *_provenance_of_rows(results),
-        "",
-        "Targets:",
-        "",
-        *[f"- {t}" for t in target_checks(results)],
-        *contended_warning(results),
-    ]
-    if "provenance" in results:
-        lines += ["", footnote(results["provenance"])]
-    return "\n".join(f"**{line[3:]}**" if line.startswith("## ") else line for line in lines)
 
 
 def _size_name(entry: dict) -> str:

@@ -360,7 +360,7 @@ def run_table3(cfg: BenchConfig) -> dict:
                 gc.collect()
         if on_cpu:
             entry["in_turns"] = best_against_eager_in_turns(entry["eval"], kept, cfg.turns)
-        kept.clear()
+        kept.clear()  # free the models now, not under the next size's training rows
         results["sizes"].append(entry)
     return results
 
